@@ -1,0 +1,124 @@
+"""The Billing application: every catalog, customer and invoice write goes through here.
+
+Each method loads, calls one aggregate command, saves, and translates library errors into
+domain errors. Usage events have their own application (docs/adr/0004), so their writes
+never queue behind these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
+
+from domain import api_key, identity
+from domain.api_key import ApiKey, ApiKeyNotFound, InvalidApiKey, IssuedKey
+from domain.errors import Conflict, ValidationFailed
+from domain.organization import (
+    Organization,
+    OrganizationAlreadyExists,
+    OrganizationNotFound,
+    OrganizationSettings,
+    default_document_prefix,
+)
+
+A = TypeVar("A", bound=Aggregate)
+
+
+class ConcurrentWrite(Conflict):
+    """Another writer changed the same aggregate first; the caller may retry."""
+
+    code = "concurrent_write"
+
+
+class Billing(Application[UUID]):
+    """Organizations and API keys now; catalog, customers, subscriptions and invoices next."""
+
+    name = "Billing"
+
+    # --- organizations -------------------------------------------------------------------
+
+    def create_organization(self, name: str, slug: str | None = None) -> IssuedKey:
+        """Open an organization with default settings and issue its first API key."""
+        slug = identity.slugify(name) if slug is None else slug
+        if not slug:
+            raise ValidationFailed({"slug": ["value_is_mandatory"]})
+        organization_id = identity.organization_id(slug)
+        settings = OrganizationSettings(
+            document_number_prefix=default_document_prefix(name, organization_id)
+        )
+        organization = Organization.register(name=name, slug=slug, settings=settings)
+        key, issued = self._issue_key(organization, "default")
+        try:
+            self.save(organization, key)
+        except IntegrityError:
+            raise OrganizationAlreadyExists(f"an organization with slug {slug!r} exists") from None
+        return issued
+
+    def organization(self, organization_id: UUID) -> Organization:
+        return self._load(organization_id, Organization, OrganizationNotFound)
+
+    def find_organization(self, slug: str) -> Organization | None:
+        try:
+            return self.organization(identity.organization_id(slug))
+        except OrganizationNotFound:
+            return None
+
+    def update_organization(self, organization_id: UUID, changes: Mapping[str, Any]) -> None:
+        organization = self.organization(organization_id)
+        organization.change_settings(organization.settings.amended(changes))
+        self._save(organization)
+
+    # --- API keys ------------------------------------------------------------------------
+
+    def issue_api_key(self, organization_id: UUID, name: str = "") -> IssuedKey:
+        organization = self.organization(organization_id)
+        key, issued = self._issue_key(organization, name)
+        self._save(organization, key)
+        return issued
+
+    def revoke_api_key(self, key_id: UUID) -> None:
+        key = self._load(key_id, ApiKey, ApiKeyNotFound)
+        key.revoke()
+        self._save(key)
+
+    def api_keys(self, organization_id: UUID) -> list[ApiKey]:
+        organization = self.organization(organization_id)
+        return [self._load(k, ApiKey, ApiKeyNotFound) for k in organization.api_key_ids]
+
+    def authenticate(self, secret: str) -> UUID:
+        """The organization a presented key acts for; InvalidApiKey if unknown or revoked."""
+        if not secret.startswith(api_key.SECRET_PREFIX) or len(secret) > 128:
+            raise InvalidApiKey("malformed API key")
+        try:
+            key = self.repository.get(api_key.key_id_for(secret))
+        except AggregateNotFoundError:
+            raise InvalidApiKey("unknown API key") from None
+        return key.authorize()
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def _issue_key(self, organization: Organization, name: str) -> tuple[ApiKey, IssuedKey]:
+        secret = api_key.new_secret()
+        key = ApiKey(secret_hash=api_key.hash_secret(secret), organization_id=organization.id, name=name)
+        organization.record_api_key(key.id)
+        return key, IssuedKey(key_id=key.id, organization_id=organization.id, secret=secret)
+
+    def _load(self, aggregate_id: UUID, kind: type[A], missing: type[Exception]) -> A:
+        try:
+            aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise missing(key=aggregate_id) from None
+        if not isinstance(aggregate, kind):
+            raise missing(key=aggregate_id)
+        return aggregate
+
+    def _save(self, *aggregates: Aggregate) -> Sequence[Any]:
+        try:
+            return self.save(*aggregates)
+        except IntegrityError:
+            raise ConcurrentWrite("another write changed this first; retry") from None
