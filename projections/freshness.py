@@ -1,0 +1,86 @@
+"""Read-your-writes: a read waits, bounded, until its views include every acknowledged write.
+
+At the start of a read we note each log's head: every write acknowledged before the read
+began is at or below it. If a view is behind its head we project the missing pages inline
+when no other process holds them (SKIP LOCKED), else poll briefly while the worker does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import Any
+
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from projections.runner import Projector
+
+
+class ProjectionsBehind(Exception):
+    """The views did not catch up within the bound; served as 503, never as stale data."""
+
+    def __init__(self, names: Sequence[str], timeout: float) -> None:
+        self.names = list(names)
+        super().__init__(f"projections {', '.join(names)} still behind after {timeout:g}s")
+
+
+class Freshness:
+    """Makes reads wait for the views they use to reach the log heads seen at their start."""
+
+    def __init__(self, pool: ConnectionPool[Any], projectors: Sequence[Projector], timeout: float = 5.0) -> None:
+        self._pool = pool
+        self._projectors = {p.name + "/" + p.log.application: p for p in projectors}
+        self._timeout = timeout
+
+    def wait(self, names: Iterable[str]) -> None:
+        wanted = frozenset(names)
+        if not wanted:
+            return
+        targets = {key: head for key, position, head in self._state(wanted) if position < head}
+        if not targets:
+            return
+        deadline = time.monotonic() + self._timeout
+        delay = 0.0005
+        while True:
+            for key in targets:
+                self._projectors[key].step(wait=False)
+            state = self._state(wanted)
+            targets = {key: targets[key] for key, position, _ in state if key in targets and position < targets[key]}
+            if not targets:
+                return
+            if time.monotonic() > deadline:
+                raise ProjectionsBehind(sorted({k.split("/")[0] for k in targets}), self._timeout)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def lags(self) -> dict[str, int]:
+        """Events each projection still has to process, summed over the logs it follows."""
+        lags: dict[str, int] = {}
+        for key, position, head in self._state(frozenset(p.name for p in self._projectors.values())):
+            name = key.split("/")[0]
+            lags[name] = lags.get(name, 0) + max(head - position, 0)
+        return lags
+
+    def _state(self, wanted: frozenset[str]) -> list[tuple[str, int, int]]:
+        query = self._query(wanted)
+        with self._pool.connection() as conn:
+            rows = conn.execute(query, (list(wanted),)).fetchall()
+        return [(f"{projection}/{application}", position, head) for projection, application, position, head in rows]
+
+    @lru_cache(maxsize=64)  # noqa: B019 - one entry per distinct set of views, for the process lifetime
+    def _query(self, wanted: frozenset[str]) -> sql.Composed:
+        logs = {p.log.application: p.log.table for p in self._projectors.values() if p.name in wanted}
+        heads = sql.SQL(" UNION ALL ").join(
+            sql.SQL("SELECT {}::text, (SELECT coalesce(max(notification_id), 0) FROM {})").format(
+                sql.Literal(application), sql.Identifier(table)
+            )
+            for application, table in sorted(logs.items())
+        )
+        return sql.SQL(
+            "WITH heads(application, head) AS ({}) "
+            "SELECT t.projection, t.application, t.position, h.head "
+            "FROM projection_tracking t JOIN heads h USING (application) "
+            "WHERE t.projection = ANY(%s)"
+        ).format(heads)
