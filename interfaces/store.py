@@ -1,0 +1,179 @@
+"""Wiring for one process: the event-sourced applications, the read pool, the projections.
+
+Only ``migrate`` creates tables (docs/adr/0001): long-running processes construct the
+applications with ``CREATE_TABLE=n``, because the library's table creation races when
+several processes start at once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from eventsourcing.application import Application
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool
+
+from domain.application import Billing
+from interfaces import embedded_postgres
+from interfaces.http.app import Readers
+from projections.freshness import Freshness
+from projections.organizations import Organizations, OrganizationsReader, OrganizationsView
+from projections.projection import Projection
+from projections.runner import EventLog, Projector, install
+
+APPLICATIONS: tuple[type[Application[Any]], ...] = (Billing,)
+MIGRATION_LOCK = 7_242_001  # pg_advisory_lock key: one migration at a time per database
+
+IMMUTABLE_EVENTS_DDL = """
+CREATE OR REPLACE FUNCTION tally_refuse_event_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'stored events are immutable: % on % refused', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'restrict_violation',
+              HINT = 'Corrections are new events (a credit note, a reversal), never edits.';
+END
+$$
+"""
+
+
+def tally_home() -> Path:
+    return Path(os.environ.get("TALLY_HOME", ".tally")).resolve()
+
+
+def database_url() -> str:
+    """DATABASE_URL, or the embedded server under TALLY_HOME (started if need be)."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    return embedded_postgres.start(tally_home() / "pg")
+
+
+def application_env(url: str, *, create_table: bool = False, pool_size: int = 5) -> dict[str, str]:
+    """The eventsourcing settings for a Postgres event store at ``url``."""
+    info = conninfo_to_dict(url)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "MAPPER_TOPIC": "interfaces.event_codec:MsgspecMapper",
+        "POSTGRES_DBNAME": str(info.get("dbname") or info.get("user") or "postgres"),
+        "POSTGRES_HOST": str(info.get("host") or "localhost"),
+        "POSTGRES_PORT": str(info.get("port") or "5432"),
+        "POSTGRES_USER": str(info.get("user") or "postgres"),
+        "POSTGRES_PASSWORD": str(info.get("password") or ""),
+        "POSTGRES_POOL_SIZE": str(pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(pool_size * 2),
+        "POSTGRES_CONNECT_TIMEOUT": "10",
+        "CREATE_TABLE": "y" if create_table else "n",
+    }
+
+
+def all_projections() -> list[Projection[Any]]:
+    """Every projection, each with a fresh view object."""
+    return [Organizations(OrganizationsView())]
+
+
+def _projectors(apps: dict[str, Application[Any]], pool: ConnectionPool[Any], page_size: int) -> list[Projector]:
+    return [
+        Projector(projection, _log(apps[name]), pool, page_size)
+        for projection in all_projections()
+        for name in projection.follows
+    ]
+
+
+def _log(app: Application[Any]) -> EventLog:
+    return EventLog(application=app.name, table=app.recorder.events_table_name, mapper=app.mapper)  # type: ignore[attr-defined]
+
+
+def open_pool(url: str, *, role: str, size: int) -> ConnectionPool[Any]:
+    return ConnectionPool(
+        url,
+        min_size=1,
+        max_size=size,
+        kwargs={"autocommit": True, "application_name": f"tally-{role}"},
+        name=f"tally-{role}",
+        open=True,
+    )
+
+
+@dataclass
+class Store:
+    """Everything a Tally process needs to write events and read views."""
+
+    url: str
+    billing: Billing
+    pool: ConnectionPool[Any]
+    projectors: list[Projector]
+    freshness: Freshness
+    readers: Readers
+    applications: dict[str, Application[Any]] = field(default_factory=dict)
+
+    def close(self) -> None:
+        self.pool.close()
+        for app in self.applications.values():
+            app.close()
+
+
+class NotMigrated(Exception):
+    """The database lacks Tally's tables: ``tally migrate`` has not run against it."""
+
+
+def check_migrated(url: str) -> None:
+    tables = [app.name.lower() + "_events" for app in APPLICATIONS] + ["projection_tracking"]
+    with psycopg.connect(url, autocommit=True) as conn:
+        missing = [t for t in tables if conn.execute("SELECT to_regclass(%s)", (t,)).fetchone()[0] is None]
+    if missing:
+        raise NotMigrated(f"database is not migrated (no {', '.join(missing)}); run `tally migrate`")
+
+
+def open_store(
+    url: str,
+    *,
+    role: str = "api",
+    pool_size: int = 10,
+    page_size: int | None = None,
+    read_wait_seconds: float | None = None,
+) -> Store:
+    """Connect to a migrated database; creates nothing."""
+    check_migrated(url)
+    env = application_env(url, pool_size=max(pool_size // 2, 2))
+    billing = Billing(env=env)
+    apps: dict[str, Application[Any]] = {billing.name: billing}
+    pool = open_pool(url, role=role, size=pool_size)
+    page = page_size if page_size is not None else int(os.environ.get("TALLY_PROJECTION_PAGE_SIZE", "1000"))
+    projectors = _projectors(apps, pool, page)
+    wait = read_wait_seconds if read_wait_seconds is not None else float(os.environ.get("TALLY_READ_WAIT_SECONDS", "5"))
+    freshness = Freshness(pool, projectors, timeout=wait)
+    readers = Readers(freshness=freshness, organizations=OrganizationsReader(pool, freshness))
+    return Store(url, billing, pool, projectors, freshness, readers, apps)
+
+
+def migrate(url: str) -> list[str]:
+    """Create every table, trigger and view once; idempotent. Returns views that were reset."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        try:
+            apps = {cls.name: cls(env=application_env(url, create_table=True, pool_size=1)) for cls in APPLICATIONS}
+            try:
+                conn.execute(IMMUTABLE_EVENTS_DDL)
+                for app in apps.values():
+                    _make_immutable(conn, app.recorder.events_table_name)  # type: ignore[attr-defined]
+                with open_pool(url, role="migrate", size=2) as pool:
+                    return install(pool, _projectors(apps, pool, page_size=1))
+            finally:
+                for app in apps.values():
+                    app.close()
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+
+
+def _make_immutable(conn: psycopg.Connection[Any], table: str) -> None:
+    for suffix, operations in (("immutable", "UPDATE OR DELETE"), ("no_truncate", "TRUNCATE")):
+        conn.execute(
+            sql.SQL(
+                "CREATE OR REPLACE TRIGGER {} BEFORE " + operations + " ON {} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION tally_refuse_event_change()"
+            ).format(sql.Identifier(f"{table}_{suffix}"), sql.Identifier(table))
+        )
