@@ -1,0 +1,57 @@
+"""The Falcon application: routes, middleware and error handlers, wired from its arguments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import falcon
+
+from domain.application import Billing
+from interfaces.http import errors
+from interfaces.http.auth import Authentication
+from interfaces.http.health import HealthResource, ReadyResource
+from interfaces.http.openapi import Operation, document
+from interfaces.http.organizations import OrganizationResource
+from interfaces.http.wire import respond
+from projections.freshness import Freshness
+from projections.organizations import OrganizationsReader
+
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Readers:
+    """The query side the API serves from; every reader waits for its views to be fresh."""
+
+    freshness: Freshness
+    organizations: OrganizationsReader
+
+
+class OpenApiResource:
+    path = "/api/v1/openapi.json"
+    public = True
+    operations = (Operation("GET", path, "This OpenAPI document", "meta", authenticated=False, extension=True, errors=()),)
+
+    def __init__(self, operations: list[Operation]) -> None:
+        self._document = document([*operations, *self.operations])
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        respond(resp, self._document)
+
+
+def create_app(billing: Billing, readers: Readers, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> falcon.App:
+    app = falcon.App(middleware=[Authentication(billing.authenticate, max_body_bytes)])
+    app.req_options.strip_url_path_trailing_slash = True
+    app.req_options.auto_parse_qs_csv = False
+    errors.register(app)
+    resources: list[Any] = [
+        HealthResource(readers.freshness),
+        ReadyResource(),
+        OrganizationResource(billing, readers.organizations),
+    ]
+    operations = [op for resource in resources for op in resource.operations]
+    resources.append(OpenApiResource(operations))
+    for resource in resources:
+        app.add_route(resource.path, resource)
+    return app
