@@ -1,0 +1,59 @@
+"""The Postgres event store: immutable at the database level, migrated once."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from domain.api_key import IssuedKey
+from interfaces.store import NotMigrated, Store, migrate, open_store
+from tests.conftest import _database
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE billing_events SET topic = 'tampered'",
+        "UPDATE billing_events SET state = ''::bytea WHERE false",
+        "DELETE FROM billing_events",
+        "TRUNCATE billing_events",
+    ],
+)
+def test_stored_events_cannot_be_changed_or_removed(database_url: str, org: IssuedKey, statement: str) -> None:
+    """UPDATE, DELETE and TRUNCATE on an events table fail, even when they would touch no row."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        before = conn.execute("SELECT count(*), md5(string_agg(state::text, '' ORDER BY notification_id)) FROM billing_events").fetchone()
+
+        with pytest.raises(psycopg.errors.RestrictViolation, match="stored events are immutable"):
+            conn.execute(statement)
+
+        after = conn.execute("SELECT count(*), md5(string_agg(state::text, '' ORDER BY notification_id)) FROM billing_events").fetchone()
+    assert before == after and before[0] > 0
+
+
+def test_migrate_is_idempotent(database_url: str, store: Store, org: IssuedKey) -> None:
+    """Running migrate on a live database changes nothing and keeps every event."""
+    with psycopg.connect(database_url) as conn:
+        before = conn.execute("SELECT count(*) FROM billing_events").fetchone()[0]
+
+    assert migrate(database_url) == []
+    assert migrate(database_url) == []
+
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM billing_events").fetchone()[0] == before
+    assert store.billing.authenticate(org.secret) == org.organization_id
+
+
+def test_processes_refuse_an_unmigrated_database(postgres_server: str) -> None:
+    """Long-running processes never create tables; they say what to run instead."""
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS tally_unmigrated")
+        conn.execute("CREATE DATABASE tally_unmigrated")
+    try:
+        with pytest.raises(NotMigrated, match="tally migrate"):
+            open_store(_database(postgres_server, "tally_unmigrated"))
+        with psycopg.connect(_database(postgres_server, "tally_unmigrated")) as conn:
+            assert conn.execute("SELECT to_regclass('billing_events')").fetchone()[0] is None
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute("DROP DATABASE IF EXISTS tally_unmigrated WITH (FORCE)")
