@@ -63,6 +63,8 @@ def _fail(message: str) -> int:
 def _configure_logging(long_running: bool) -> None:
     level = os.environ.get("TALLY_LOG_LEVEL", "INFO" if long_running else "WARNING").upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for chatty in ("pgserver", "apscheduler"):  # their INFO lines are per-minute or per-initdb noise
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def _parser() -> argparse.ArgumentParser:
