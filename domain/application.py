@@ -69,7 +69,10 @@ class Billing(Application[UUID]):
             return None
 
     def update_organization(self, organization_id: UUID, changes: Mapping[str, Any]) -> None:
+        """Apply a partial update: a new name and/or settings, each recorded only if it changes."""
         organization = self.organization(organization_id)
+        if "name" in changes:
+            organization.rename(changes["name"])
         organization.change_settings(organization.settings.amended(changes))
         self._save(organization)
 

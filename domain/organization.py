@@ -14,7 +14,7 @@ from eventsourcing.domain import Aggregate, event
 from domain import identity
 from domain.address import Address, is_email
 from domain.currency import is_accepted_currency
-from domain.errors import Conflict, NotFound, Problems
+from domain.errors import Conflict, NotFound, Problems, ValidationFailed
 
 DOCUMENT_NUMBERINGS = ("per_customer", "per_organization")
 EMAIL_SETTINGS = ("invoice.finalized", "credit_note.created", "payment_receipt.created")
@@ -143,6 +143,16 @@ class Organization(Aggregate):
         self.slug = slug
         self.settings = settings
         self.api_key_ids: list[UUID] = []
+
+    def rename(self, name: str) -> None:
+        if not name.strip():
+            raise ValidationFailed({"name": ["value_is_mandatory"]})
+        if name != self.name:
+            self._renamed(name=name)
+
+    @event("Renamed")
+    def _renamed(self, name: str) -> None:
+        self.name = name
 
     def change_settings(self, settings: OrganizationSettings) -> None:
         settings.check()

@@ -73,6 +73,13 @@ class OrganizationsView(View):
         )
 
 
+    def renamed(self, event: Organization.Renamed, tracking: Tracking) -> None:
+        self.cursor.execute(
+            "UPDATE organizations SET name = %s, updated_at = %s, position = %s WHERE id = %s",
+            (event.name, event.timestamp, tracking.notification_id, event.originator_id),
+        )
+
+
 class Organizations(Projection[OrganizationsView]):
     name = "organizations"
 
@@ -87,6 +94,10 @@ class Organizations(Projection[OrganizationsView]):
     @process_event.register
     def _(self, event: Organization.SettingsChanged, tracking: Tracking) -> None:
         self.view.settings_changed(event, tracking)
+
+    @process_event.register
+    def _(self, event: Organization.Renamed, tracking: Tracking) -> None:
+        self.view.renamed(event, tracking)
 
 
 class OrganizationsReader:

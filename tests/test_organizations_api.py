@@ -88,3 +88,13 @@ def test_every_setting_change_is_an_event_in_the_store(client: falcon.testing.Te
     changes = [store.billing.mapper.to_domain_event(n) for n in notifications if n.topic.endswith("SettingsChanged")]
 
     assert [c.settings.net_payment_term for c in changes] == [30, 45]
+
+
+def test_put_can_rename_the_organization(client: falcon.testing.TestClient, org: IssuedKey) -> None:
+    """The name is an organization field too; a blank one is refused."""
+    renamed = client.simulate_put(ORGANIZATIONS, headers=bearer(org), json={"organization": {"name": "Acme Europe"}})
+    blank = client.simulate_put(ORGANIZATIONS, headers=bearer(org), json={"organization": {"name": " "}})
+
+    assert renamed.json["organization"]["name"] == "Acme Europe"
+    assert blank.status_code == 422 and blank.json["error_details"] == {"name": ["value_is_mandatory"]}
+    assert client.simulate_get(ORGANIZATIONS, headers=bearer(org)).json["organization"]["name"] == "Acme Europe"

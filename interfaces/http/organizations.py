@@ -26,6 +26,7 @@ class BillingConfigurationInput(msgspec.Struct, kw_only=True):
 class OrganizationUpdate(msgspec.Struct, kw_only=True):
     """Fields of ``PUT /organizations``; only those sent change."""
 
+    name: str | Unset = UNSET
     webhook_url: str | None | Unset = UNSET
     country: str | None | Unset = UNSET
     default_currency: str | Unset = UNSET

@@ -20,7 +20,8 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
 
     def load_config(self) -> None:
         for key, value in self._options.items():
-            self.cfg.set(key, value)
+            if key in self.cfg.settings:  # settings newer than the installed gunicorn are skipped
+                self.cfg.set(key, value)
 
     def load(self) -> Any:
         return self._factory()
@@ -45,6 +46,8 @@ def serve(url: str, bind: str) -> None:
         "timeout": 30,
         "graceful_timeout": 10,
         "proc_name": "tally-api",
+        # One shared $HOME/.gunicorn/gunicorn.ctl would collide between two Tally servers.
+        "control_socket_disable": True,
         "errorlog": "-",
         "accesslog": "-" if os.environ.get("TALLY_ACCESS_LOG") else None,
         "loglevel": os.environ.get("TALLY_LOG_LEVEL", "info").lower(),
