@@ -45,7 +45,7 @@ def postgres_server() -> Iterator[str]:
     yield url
 
 
-def _database(server: str, name: str) -> str:
+def database_in(server: str, name: str) -> str:
     return make_conninfo(server, dbname=name)
 
 
@@ -54,7 +54,7 @@ def template_database(postgres_server: str) -> str:
     with psycopg.connect(postgres_server, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {TEMPLATE}")
-    migrate(_database(postgres_server, TEMPLATE))
+    migrate(database_in(postgres_server, TEMPLATE))
     return TEMPLATE
 
 
@@ -64,7 +64,7 @@ def database_url(postgres_server: str, template_database: str) -> Iterator[str]:
     name = f"t_{uuid4().hex[:16]}"
     with psycopg.connect(postgres_server, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name} TEMPLATE {template_database} STRATEGY FILE_COPY")
-    yield _database(postgres_server, name)
+    yield database_in(postgres_server, name)
     with psycopg.connect(postgres_server, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 

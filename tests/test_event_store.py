@@ -7,7 +7,7 @@ import pytest
 
 from domain.api_key import IssuedKey
 from interfaces.store import NotMigrated, Store, migrate, open_store
-from tests.conftest import _database
+from tests.conftest import database_in
 
 
 @pytest.mark.parametrize(
@@ -51,8 +51,8 @@ def test_processes_refuse_an_unmigrated_database(postgres_server: str) -> None:
         conn.execute("CREATE DATABASE tally_unmigrated")
     try:
         with pytest.raises(NotMigrated, match="tally migrate"):
-            open_store(_database(postgres_server, "tally_unmigrated"))
-        with psycopg.connect(_database(postgres_server, "tally_unmigrated")) as conn:
+            open_store(database_in(postgres_server, "tally_unmigrated"))
+        with psycopg.connect(database_in(postgres_server, "tally_unmigrated")) as conn:
             assert conn.execute("SELECT to_regclass('billing_events')").fetchone()[0] is None
     finally:
         with psycopg.connect(postgres_server, autocommit=True) as conn:

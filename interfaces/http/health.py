@@ -12,7 +12,6 @@ from interfaces.http.wire import respond
 from projections.freshness import Freshness
 
 log = logging.getLogger(__name__)
-GITHUB_URL = "https://github.com/tally-billing/tally"
 
 
 def _version() -> str:
@@ -31,7 +30,7 @@ class HealthResource:
         self._freshness = freshness
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body: dict[str, object] = {"version": _version(), "github_url": GITHUB_URL}
+        body: dict[str, object] = {"version": _version()}
         try:
             lags = self._freshness.lags()
         except Exception:
