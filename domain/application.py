@@ -7,7 +7,8 @@ never queue behind these.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -17,7 +18,14 @@ from eventsourcing.persistence import IntegrityError
 
 from domain import api_key, identity
 from domain.api_key import ApiKey, ApiKeyNotFound, InvalidApiKey, IssuedKey
-from domain.errors import Conflict, ValidationFailed
+from domain.add_on import AddOn, AddOnDefinition
+from domain.billable_metric import BillableMetric, MetricDefinition
+from domain.coupon import Coupon, CouponDefinition
+from domain.catalog import CatalogItem
+from domain.errors import Conflict, NotFound, ValidationFailed
+from domain.handle import Handle
+from domain.plan import Plan
+from domain.tax import Tax, TaxDefinition
 from domain.organization import (
     Organization,
     OrganizationAlreadyExists,
@@ -27,6 +35,7 @@ from domain.organization import (
 )
 
 A = TypeVar("A", bound=Aggregate)
+C = TypeVar("C", bound=CatalogItem)
 
 
 class ConcurrentWrite(Conflict):
@@ -102,6 +111,143 @@ class Billing(Application[UUID]):
         except AggregateNotFoundError:
             raise InvalidApiKey("unknown API key") from None
         return key.authorize()
+
+    # --- billable metrics ----------------------------------------------------------------
+
+    def create_billable_metric(self, organization_id: UUID, changes: Mapping[str, Any]) -> UUID:
+        return self._define(BillableMetric, organization_id, MetricDefinition().amended(changes))
+
+    def update_billable_metric(self, organization_id: UUID, code: str, changes: Mapping[str, Any]) -> UUID:
+        return self._redefine(BillableMetric, organization_id, code, changes)
+
+    def delete_billable_metric(self, organization_id: UUID, code: str) -> UUID:
+        return self._delete(BillableMetric, organization_id, code)
+
+    def billable_metric(self, organization_id: UUID, code: str) -> BillableMetric:
+        return self._resolve(organization_id, BillableMetric, code)[1]
+
+    # --- taxes, add-ons, coupons --------------------------------------------------------
+
+    def create_tax(self, organization_id: UUID, changes: Mapping[str, Any]) -> UUID:
+        return self._define(Tax, organization_id, TaxDefinition().amended(changes))
+
+    def update_tax(self, organization_id: UUID, code: str, changes: Mapping[str, Any]) -> UUID:
+        return self._redefine(Tax, organization_id, code, changes)
+
+    def delete_tax(self, organization_id: UUID, code: str) -> UUID:
+        return self._delete(Tax, organization_id, code)
+
+    def create_add_on(self, organization_id: UUID, changes: Mapping[str, Any]) -> UUID:
+        definition = AddOnDefinition().amended(changes)
+        return self._define(AddOn, organization_id, definition, lambda d: self._require_taxes(organization_id, d.tax_codes))
+
+    def update_add_on(self, organization_id: UUID, code: str, changes: Mapping[str, Any]) -> UUID:
+        return self._redefine(AddOn, organization_id, code, changes, lambda d: self._require_taxes(organization_id, d.tax_codes))
+
+    def delete_add_on(self, organization_id: UUID, code: str) -> UUID:
+        return self._delete(AddOn, organization_id, code)
+
+    def create_coupon(self, organization_id: UUID, changes: Mapping[str, Any], now: datetime) -> UUID:
+        definition = CouponDefinition().amended(changes)
+        return self._define(Coupon, organization_id, definition, lambda d: self._check_coupon(organization_id, d, now))
+
+    def update_coupon(self, organization_id: UUID, code: str, changes: Mapping[str, Any], now: datetime) -> UUID:
+        return self._redefine(Coupon, organization_id, code, changes, lambda d: self._check_coupon(organization_id, d, now))
+
+    def delete_coupon(self, organization_id: UUID, code: str) -> UUID:
+        return self._delete(Coupon, organization_id, code)
+
+    def _check_coupon(self, organization_id: UUID, coupon: CouponDefinition, now: datetime) -> None:
+        if coupon.expiration_at is not None and coupon.expiration_at <= now:
+            raise ValidationFailed({"expiration_at": ["invalid_date"]})
+        for code in coupon.billable_metric_codes:
+            self._resolve(organization_id, BillableMetric, code)
+        for code in coupon.plan_codes:
+            self._resolve(organization_id, Plan, code)
+
+    def _require_taxes(self, organization_id: UUID, codes: Iterable[str]) -> None:
+        for code in codes:
+            self._resolve(organization_id, Tax, code)
+
+    # --- catalog plumbing ----------------------------------------------------------------
+
+    def _define(
+        self, kind: type[C], organization_id: UUID, definition: Any, validate: Callable[[Any], None] | None = None
+    ) -> UUID:
+        item = kind.define(organization_id, definition)
+        if validate is not None:
+            validate(item.definition)
+        handle = self._claim(organization_id, kind.kind, item.key, item.id, "code")
+        self._save_claiming("code", item, handle)
+        return item.id
+
+    def _redefine(
+        self,
+        kind: type[C],
+        organization_id: UUID,
+        key: str,
+        changes: Mapping[str, Any],
+        validate: Callable[[Any], None] | None = None,
+    ) -> UUID:
+        handle, item = self._resolve(organization_id, kind, key)
+        item.redefine(item.definition.amended(changes))
+        if validate is not None:
+            validate(item.definition)
+        changed: list[Aggregate] = [item]
+        if item.key != handle.key:
+            changed.append(self._claim(organization_id, kind.kind, item.key, item.id, "code"))
+            handle.release()
+            changed.append(handle)
+        self._save_claiming("code", *changed)
+        return item.id
+
+    def _delete(self, kind: type[C], organization_id: UUID, key: str) -> UUID:
+        handle, item = self._resolve(organization_id, kind, key)
+        item.delete()
+        handle.release()
+        self._save(item, handle)
+        return item.id
+
+    # --- handles -------------------------------------------------------------------------
+
+    def _handle(self, organization_id: UUID, kind: str, key: str) -> Handle | None:
+        try:
+            handle = self.repository.get(Handle.create_id(organization_id, kind, key))
+        except AggregateNotFoundError:
+            return None
+        return handle if isinstance(handle, Handle) else None
+
+    def _claim(self, organization_id: UUID, kind: str, key: str, target_id: UUID, field: str) -> Handle:
+        """The handle of ``key`` bound to ``target_id``; value_already_exist if another holds it."""
+        handle = self._handle(organization_id, kind, key)
+        if handle is None:
+            return Handle(organization_id=organization_id, kind=kind, key=key, target_id=target_id)
+        if not handle.is_free_for(target_id):
+            raise ValidationFailed({field: ["value_already_exist"]})
+        handle.bind(target_id)
+        return handle
+
+    def _resolve(self, organization_id: UUID, kind: type[C], key: str) -> tuple[Handle, C]:
+        handle = self._handle(organization_id, kind.kind, key)
+        if handle is None or handle.target_id is None:
+            raise kind.missing(key=key)
+        return handle, self._owned(organization_id, handle.target_id, kind, kind.missing)
+
+    def _owned(self, organization_id: UUID, aggregate_id: UUID, kind: type[A], missing: type[NotFound]) -> A:
+        """Load an aggregate by id, but only if it belongs to the caller's organization."""
+        aggregate = self._load(aggregate_id, kind, missing)
+        if getattr(aggregate, "organization_id", None) != organization_id:
+            raise missing(key=aggregate_id)
+        return aggregate
+
+    def _save_claiming(self, field: str, *aggregates: Aggregate) -> None:
+        """Save; losing a race for a key is the same refusal as finding it taken."""
+        try:
+            self.save(*aggregates)
+        except IntegrityError:
+            if any(isinstance(a, Handle) for a in aggregates):
+                raise ValidationFailed({field: ["value_already_exist"]}) from None
+            raise ConcurrentWrite("another write changed this first; retry") from None
 
     # --- plumbing ------------------------------------------------------------------------
 
