@@ -1,0 +1,185 @@
+"""Document views: one row per object, its key and filter columns, and its state as JSON.
+
+Catalog objects and customers are read whole and filtered by a few columns; one table per
+kind with the state in ``data jsonb`` serves them all. The state is the domain value object
+(a frozen dataclass), encoded by msgspec and decoded back into the same type by readers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Generic, TypeVar
+from uuid import UUID
+
+import msgspec
+from eventsourcing.persistence import Tracking
+from psycopg import sql
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from projections.freshness import Freshness
+from projections.projection import View
+
+T = TypeVar("T")
+
+_encode = msgspec.json.Encoder(decimal_format="string").encode
+
+
+def jsonb(value: Any) -> Jsonb:
+    """A value object as jsonb: Decimals as strings, datetimes ISO-8601, UUIDs as text."""
+    return Jsonb(value, dumps=lambda v: _encode(v).decode())
+
+
+class DocumentView(View):
+    """The rows of one kind of object. ``columns`` are extra filter columns (name → SQL type)."""
+
+    table: ClassVar[str]
+    columns: ClassVar[dict[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "table" not in cls.__dict__:
+            return
+        extra = "".join(f", {name} {kind}" for name, kind in cls.columns.items())
+        cls.tables = (cls.table,)
+        cls.ddl = (
+            f"""
+            CREATE TABLE IF NOT EXISTS {cls.table} (
+                id uuid PRIMARY KEY,
+                organization_id uuid NOT NULL,
+                key text NOT NULL,
+                data jsonb NOT NULL,
+                created_at timestamptz NOT NULL,
+                updated_at timestamptz NOT NULL,
+                deleted_at timestamptz,
+                position bigint NOT NULL{extra}
+            )
+            """,
+            f"CREATE INDEX IF NOT EXISTS {cls.table}_by_key ON {cls.table} (organization_id, key) WHERE deleted_at IS NULL",
+            f"CREATE INDEX IF NOT EXISTS {cls.table}_by_age ON {cls.table} (organization_id, created_at DESC, id)",
+        )
+
+    def insert(self, id: UUID, organization_id: UUID, key: str, data: Any, at: datetime, tracking: Tracking, **columns: Any) -> None:
+        names = ["id", "organization_id", "key", "data", "created_at", "updated_at", "position", *columns]
+        values = [id, organization_id, key, jsonb(data), at, at, tracking.notification_id, *columns.values()]
+        self.cursor.execute(
+            sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+                sql.Identifier(self.table),
+                sql.SQL(", ").join(map(sql.Identifier, names)),
+                sql.SQL(", ").join(sql.Placeholder() * len(names)),
+            ),
+            values,
+        )
+
+    def update(self, id: UUID, at: datetime, tracking: Tracking, *, key: str | None = None, data: Any = None, **columns: Any) -> None:
+        changes: dict[str, Any] = dict(columns)
+        if key is not None:
+            changes["key"] = key
+        if data is not None:
+            changes["data"] = jsonb(data)
+        changes["updated_at"] = at
+        changes["position"] = tracking.notification_id
+        self.cursor.execute(
+            sql.SQL("UPDATE {} SET {} WHERE id = %s").format(
+                sql.Identifier(self.table),
+                sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(name)) for name in changes),
+            ),
+            [*changes.values(), id],
+        )
+
+    def delete(self, id: UUID, at: datetime, tracking: Tracking) -> None:
+        self.update(id, at, tracking, deleted_at=at)
+
+
+@dataclass(frozen=True)
+class Document(Generic[T]):
+    """One object as read: its id (Lago's lago_id), key, state and timestamps."""
+
+    id: UUID
+    key: str
+    data: T
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+    extra: dict[str, Any]
+
+
+Condition = tuple[sql.Composable, Sequence[Any]]
+
+
+class DocumentReader(Generic[T]):
+    """Reads one document view, fresh as of the call, always within one organization."""
+
+    def __init__(self, pool: ConnectionPool[Any], freshness: Freshness, projection: str, view: type[DocumentView], kind: type[T]) -> None:
+        self._pool = pool
+        self._freshness = freshness
+        self._projection = projection
+        self._table = sql.Identifier(view.table)
+        self._extra = list(view.columns)
+        self._kind = kind
+        columns = ["id", "key", "data", "created_at", "updated_at", "deleted_at", *self._extra]
+        self._select = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(map(sql.Identifier, columns)), self._table)
+
+    def fresh(self) -> None:
+        self._freshness.wait([self._projection])
+
+    def by_key(self, organization_id: UUID, key: str) -> Document[T] | None:
+        self.fresh()
+        return self._one(sql.SQL("organization_id = %s AND key = %s AND deleted_at IS NULL"), [organization_id, key])
+
+    def by_id(self, organization_id: UUID, id: UUID) -> Document[T] | None:
+        """Deleted documents included: a DELETE answers with what it deleted."""
+        self.fresh()
+        return self._one(sql.SQL("organization_id = %s AND id = %s"), [organization_id, id])
+
+    def many(self, organization_id: UUID, ids: Sequence[UUID]) -> dict[UUID, Document[T]]:
+        self.fresh()
+        query = self._select + sql.SQL(" WHERE organization_id = %s AND id = ANY(%s)")
+        with self._pool.connection() as conn:
+            rows = conn.execute(query, [organization_id, list(ids)]).fetchall()
+        return {row[0]: self._document(row) for row in rows}
+
+    def page(
+        self,
+        organization_id: UUID,
+        offset: int,
+        limit: int,
+        conditions: Sequence[Condition] = (),
+        include_deleted: bool = False,
+    ) -> tuple[list[Document[T]], int]:
+        """Newest first, as Lago lists; returns the page and the total count."""
+        self.fresh()
+        where = [sql.SQL("organization_id = %s")]
+        params: list[Any] = [organization_id]
+        if not include_deleted:
+            where.append(sql.SQL("deleted_at IS NULL"))
+        for fragment, values in conditions:
+            where.append(fragment)
+            params.extend(values)
+        clause = sql.SQL(" AND ").join(where)
+        with self._pool.connection() as conn:
+            total = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE ").format(self._table) + clause, params).fetchone()[0]
+            rows = conn.execute(
+                self._select + sql.SQL(" WHERE ") + clause + sql.SQL(" ORDER BY created_at DESC, id LIMIT %s OFFSET %s"),
+                [*params, limit, offset],
+            ).fetchall()
+        return [self._document(row) for row in rows], total
+
+    def _one(self, where: sql.Composable, params: list[Any]) -> Document[T] | None:
+        with self._pool.connection() as conn:
+            row = conn.execute(self._select + sql.SQL(" WHERE ") + where, params).fetchone()
+        return None if row is None else self._document(row)
+
+    def _document(self, row: Sequence[Any]) -> Document[T]:
+        id_, key, data, created_at, updated_at, deleted_at, *extra = row
+        return Document(
+            id=id_,
+            key=key,
+            data=msgspec.convert(data, self._kind),
+            created_at=created_at,
+            updated_at=updated_at,
+            deleted_at=deleted_at,
+            extra=dict(zip(self._extra, extra, strict=True)),
+        )
