@@ -19,8 +19,11 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from domain.application import Billing
+from domain.billable_metric import MetricDefinition
 from interfaces import embedded_postgres
 from interfaces.http.app import Readers
+from projections.catalog import BillableMetrics, BillableMetricsView
+from projections.documents import DocumentReader
 from projections.freshness import Freshness
 from projections.organizations import Organizations, OrganizationsReader, OrganizationsView
 from projections.projection import Projection
@@ -72,7 +75,7 @@ def application_env(url: str, *, create_table: bool = False, pool_size: int = 5)
 
 def all_projections() -> list[Projection[Any]]:
     """Every projection, each with a fresh view object."""
-    return [Organizations(OrganizationsView())]
+    return [Organizations(OrganizationsView()), BillableMetrics(BillableMetricsView())]
 
 
 def _projectors(apps: dict[str, Application[Any]], pool: ConnectionPool[Any], page_size: int) -> list[Projector]:
@@ -146,7 +149,11 @@ def open_store(
     projectors = _projectors(apps, pool, page)
     wait = read_wait_seconds if read_wait_seconds is not None else float(os.environ.get("TALLY_READ_WAIT_SECONDS", "5"))
     freshness = Freshness(pool, projectors, timeout=wait)
-    readers = Readers(freshness=freshness, organizations=OrganizationsReader(pool, freshness))
+    readers = Readers(
+        freshness=freshness,
+        organizations=OrganizationsReader(pool, freshness),
+        billable_metrics=DocumentReader(pool, freshness, "billable_metrics", BillableMetricsView, MetricDefinition),
+    )
     return Store(url, billing, pool, projectors, freshness, readers, apps)
 
 

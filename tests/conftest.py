@@ -4,6 +4,7 @@ database per test copied from a migrated template, and the wired store and API o
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 from uuid import uuid4
 
 import falcon.testing
+import httpx
 import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
@@ -58,15 +60,44 @@ def template_database(postgres_server: str) -> str:
     return TEMPLATE
 
 
+def _fresh_database(server: str, template: str) -> Iterator[str]:
+    name = f"t_{uuid4().hex[:16]}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY")
+    yield database_in(server, name)
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 @pytest.fixture
 def database_url(postgres_server: str, template_database: str) -> Iterator[str]:
     """A fresh, migrated database of this test's own."""
-    name = f"t_{uuid4().hex[:16]}"
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE {template_database} STRATEGY FILE_COPY")
-    yield database_in(postgres_server, name)
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    yield from _fresh_database(postgres_server, template_database)
+
+
+@pytest.fixture(scope="module")
+def shared_database_url(postgres_server: str, template_database: str) -> Iterator[str]:
+    """One database for a whole module; its tests stay apart by using their own organizations."""
+    yield from _fresh_database(postgres_server, template_database)
+
+
+@pytest.fixture(scope="module")
+def shared_store(shared_database_url: str) -> Iterator[Store]:
+    opened = open_store(shared_database_url, role="test", pool_size=4, read_wait_seconds=10)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def tenant(shared_store: Store) -> IssuedKey:
+    """A new organization in the module's shared database."""
+    return shared_store.billing.create_organization(f"Tenant {uuid4().hex[:8]}")
+
+
+@pytest.fixture(scope="module")
+def api(shared_store: Store) -> falcon.testing.TestClient:
+    """The API in process, on the module's shared database."""
+    return falcon.testing.TestClient(create_app(shared_store.billing, shared_store.readers, max_body_bytes=256 * 1024))
 
 
 @pytest.fixture
@@ -84,6 +115,40 @@ def client(store: Store) -> falcon.testing.TestClient:
 @pytest.fixture
 def org(store: Store) -> IssuedKey:
     return store.billing.create_organization(f"Org {uuid4().hex[:8]}")
+
+
+def _serve(database: str) -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database, "TALLY_WEB_WORKERS": "1", "TALLY_WEB_THREADS": "4",
+           "TALLY_LOG_LEVEL": "warning"}
+    process = subprocess.Popen([sys.executable, "-m", "interfaces.cli", "api", "--bind", f"127.0.0.1:{port}"],
+                               cwd=ROOT, env=env)
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{url}/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(healthy, timeout=30, interval=0.1)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(20)
+
+
+@pytest.fixture
+def server(database_url: str) -> Iterator[str]:
+    """``tally api`` on a free port, as deployed: gunicorn, gthread workers."""
+    yield from _serve(database_url)
+
+
+@pytest.fixture(scope="module")
+def shared_server(shared_database_url: str) -> Iterator[str]:
+    """``tally api`` on the module's shared database."""
+    yield from _serve(shared_database_url)
 
 
 def bearer(key: IssuedKey | str) -> dict[str, str]:

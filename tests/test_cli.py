@@ -52,7 +52,7 @@ def test_keys_can_be_issued_listed_and_revoked(database_url: str, client: falcon
         (("org", "keys", "revoke", "nope"), "tally: not a key id: 'nope'\n"),
         (("org", "keys", "create", "no-such-org"), "tally: no organization with slug 'no-such-org'\n"),
         (("org", "create", "株式会社"), "tally: cannot derive a slug from '株式会社'; pass --slug\n"),
-        (("projections", "rebuild", "nope"), "tally: unknown projection(s): nope; known: organizations\n"),
+        (("projections", "rebuild", "nope"), "tally: unknown projection(s): nope; known: "),
     ],
 )
 def test_failures_print_one_clear_line(database_url: str, args: tuple[str, ...], message: str) -> None:
@@ -60,7 +60,7 @@ def test_failures_print_one_clear_line(database_url: str, args: tuple[str, ...],
     result = tally(*args, env={"DATABASE_URL": database_url})
 
     assert result.returncode == 1
-    assert result.stderr == message
+    assert result.stderr.startswith(message) and result.stderr.count("\n") == 1
 
 
 def test_an_unreachable_database_is_one_line(tmp_path: object) -> None:
@@ -83,7 +83,8 @@ def test_migrate_and_rebuild_report_and_succeed(database_url: str) -> None:
 
     assert migrated.stdout == "migrated\n"
     assert rebuilt.returncode == 0 and "100%" in rebuilt.stderr
-    assert status.stdout == "organizations: 0 events behind\n"
+    assert "organizations: 0 events behind\n" in status.stdout
+    assert all(line.endswith(": 0 events behind") for line in status.stdout.splitlines())
 
 
 def test_the_scheduler_runs_one_pass_and_exits(database_url: str) -> None:

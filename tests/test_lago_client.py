@@ -2,46 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-from collections.abc import Iterator
-
-import httpx
 import pytest
 from lago_python_client.client import Client
 from lago_python_client.exceptions import LagoApiError
 from lago_python_client.models.organization import Organization, OrganizationBillingConfiguration
 
 from domain.api_key import IssuedKey
-from tests.conftest import ROOT, free_port, wait_until
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def server(database_url: str) -> Iterator[str]:
-    """``tally api`` on a free port, as deployed: gunicorn, gthread workers."""
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "TALLY_WEB_WORKERS": "1", "TALLY_WEB_THREADS": "4",
-           "TALLY_LOG_LEVEL": "warning"}
-    process = subprocess.Popen([sys.executable, "-m", "interfaces.cli", "api", "--bind", f"127.0.0.1:{port}"],
-                               cwd=ROOT, env=env)
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"{url}/health", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_until(healthy, timeout=30, interval=0.1)
-        yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(20)
 
 
 def test_the_official_client_updates_the_organization(server: str, org: IssuedKey) -> None:

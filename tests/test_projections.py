@@ -28,6 +28,11 @@ def tracking(url: str) -> int:
         return conn.execute("SELECT position FROM projection_tracking WHERE projection = 'organizations'").fetchone()[0]
 
 
+def organizations(store: Store) -> Projector:
+    """The organizations projector, the one these tests watch."""
+    return next(p for p in store.projectors if p.name == "organizations")
+
+
 def many_changes(store: Store, organizations: int, changes: int) -> None:
     """Write organizations × changes settings events, a whole organization per save."""
     zones = ["UTC", "Europe/Paris", "Asia/Tokyo", "America/Los_Angeles"]
@@ -42,7 +47,7 @@ def many_changes(store: Store, organizations: int, changes: int) -> None:
 def test_a_page_is_projected_with_its_position_in_one_transaction(store: Store, database_url: str) -> None:
     """After a page the view and the tracking position move together, to the page's end."""
     many_changes(store, organizations=3, changes=5)
-    [projector] = store.projectors
+    projector = organizations(store)
     projector.page_size = 4
 
     assert projector.step() == 4
@@ -58,7 +63,7 @@ def test_a_page_is_projected_with_its_position_in_one_transaction(store: Store, 
 def test_a_failing_page_leaves_view_and_position_untouched(store: Store, database_url: str) -> None:
     """An error mid-page rolls back every row of the page and its position."""
     many_changes(store, organizations=2, changes=3)
-    [projector] = store.projectors
+    projector = organizations(store)
 
     class FailingOrganizations(Organizations):
         name = "organizations"
@@ -82,7 +87,7 @@ def test_a_failing_page_leaves_view_and_position_untouched(store: Store, databas
 
 def test_a_second_projector_skips_a_page_another_holds(store: Store, org: IssuedKey) -> None:
     """Without waiting, a projector steps aside (None) while another process holds the page."""
-    [projector] = store.projectors
+    projector = organizations(store)
     other = Projector(projector.projection, projector.log, store.pool)
     holding = threading.Event()
     release = threading.Event()
@@ -159,7 +164,7 @@ def test_a_new_view_version_is_reset_for_rebuild_at_migration(store: Store, data
 def test_ignored_events_still_advance_the_position(store: Store, database_url: str, org: IssuedKey) -> None:
     """API-key events are not organization events, yet the position passes them."""
     store.billing.issue_api_key(org.organization_id, "second")
-    [projector] = store.projectors
+    projector = organizations(store)
 
     projector.catch_up()
 

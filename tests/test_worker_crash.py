@@ -13,7 +13,7 @@ import pytest
 from interfaces.store import Store
 from projections import runner
 from tests.conftest import ROOT, wait_until
-from tests.test_projections import many_changes, tracking, view_rows
+from tests.test_projections import many_changes, organizations, tracking, view_rows
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ def _writing_page_open(database_url: str) -> bool:
 def test_sigkill_mid_page_then_restart_gives_the_rebuilt_view(store: Store, database_url: str) -> None:
     """Kill -9 while a page is half-written: the page rolls back, the restart redoes it, no row twice."""
     many_changes(store, organizations=120, changes=120)
-    [projector] = store.projectors
+    projector = organizations(store)
     _, head = projector.lag()
 
     worker = _start_worker(database_url)

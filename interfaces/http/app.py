@@ -8,12 +8,15 @@ from typing import Any
 import falcon
 
 from domain.application import Billing
-from interfaces.http import errors
+from domain.billable_metric import MetricDefinition
+from interfaces.http import billable_metrics, errors
+from interfaces.http.billable_metrics import EvaluateExpressionResource
 from interfaces.http.auth import Authentication
 from interfaces.http.health import HealthResource, ReadyResource
 from interfaces.http.openapi import Operation, document
 from interfaces.http.organizations import OrganizationResource
 from interfaces.http.wire import respond
+from projections.documents import DocumentReader
 from projections.freshness import Freshness
 from projections.organizations import OrganizationsReader
 
@@ -26,6 +29,7 @@ class Readers:
 
     freshness: Freshness
     organizations: OrganizationsReader
+    billable_metrics: DocumentReader[MetricDefinition]
 
 
 class OpenApiResource:
@@ -49,6 +53,8 @@ def create_app(billing: Billing, readers: Readers, *, max_body_bytes: int = DEFA
         HealthResource(readers.freshness),
         ReadyResource(),
         OrganizationResource(billing, readers.organizations),
+        EvaluateExpressionResource(),
+        *billable_metrics.catalog(billing, readers.billable_metrics).resources(),
     ]
     operations = [op for resource in resources for op in resource.operations]
     resources.append(OpenApiResource(operations))

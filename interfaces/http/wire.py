@@ -108,14 +108,20 @@ def _is_empty(value: msgspec.Struct) -> bool:
 
 
 def given(struct: msgspec.Struct) -> dict[str, Any]:
-    """The fields a client actually sent (UNSET ones left out), nested Structs included."""
-    out: dict[str, Any] = {}
-    for name in struct.__struct_fields__:
-        value = getattr(struct, name)
-        if value is msgspec.UNSET:
-            continue
-        out[name] = given(value) if isinstance(value, msgspec.Struct) else value
-    return out
+    """The fields a client actually sent (UNSET ones left out), as plain dicts and lists."""
+    return {
+        name: _plain(getattr(struct, name))
+        for name in struct.__struct_fields__
+        if getattr(struct, name) is not msgspec.UNSET
+    }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, msgspec.Struct):
+        return given(value)
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
 
 
 def timestamp(moment: datetime | None) -> str | None:
