@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -69,6 +70,7 @@ class ChargeFilter:
     invoice_display_name: str | None
     properties: ChargeProperties
     values: tuple[FilterValues, ...]
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class Charge:
     code: str
     billable_metric_id: UUID
     charge_model: str
+    created_at: datetime
     pay_in_advance: bool = False
     invoiceable: bool = True
     regroup_paid_fees: str | None = None
@@ -256,6 +259,7 @@ def build_charge(
     metric_id: UUID,
     current: Charge | None,
     new_id: Callable[[], UUID],
+    now: datetime,
     problems: Problems,
     path: str,
 ) -> Charge:
@@ -282,6 +286,7 @@ def build_charge(
         code=str(fields.get("code") or metric.code),
         billable_metric_id=metric_id,
         charge_model=model,
+        created_at=current.created_at if current is not None else now,
         pay_in_advance=bool(fields.get("pay_in_advance", False)),
         invoiceable=bool(fields.get("invoiceable", True)),
         regroup_paid_fees=fields.get("regroup_paid_fees"),
@@ -290,7 +295,7 @@ def build_charge(
         invoice_display_name=fields.get("invoice_display_name"),
         accepts_target_wallet=bool(fields.get("accepts_target_wallet", False)),
         properties=properties,
-        filters=_filters(raw, current, model, metric, new_id, problems, path),
+        filters=_filters(raw, current, model, metric, new_id, now, problems, path),
         tax_codes=tuple(fields.get("tax_codes") or ()),
     )
     check_compatibility(charge, metric, problems, path)
@@ -303,25 +308,45 @@ def _filters(
     model: str,
     metric: MetricDefinition,
     new_id: Callable[[], UUID],
+    now: datetime,
     problems: Problems,
     path: str,
 ) -> tuple[ChargeFilter, ...]:
     if "filters" not in raw:
         return current.filters if current is not None else ()
-    existing = {tuple((v.key, v.values) for v in f.values): f.id for f in (current.filters if current else ())}
-    built: list[ChargeFilter] = []
+    existing = {f.values: f for f in (current.filters if current else ())}
+    built = []
     for index, item in enumerate(raw.get("filters") or ()):
         where = f"{path}.filters.{index}"
         values = build_filter_values(item.get("values") or {}, metric, problems, where)
-        built.append(
-            ChargeFilter(
-                id=existing.get(tuple((v.key, v.values) for v in values)) or new_id(),
-                invoice_display_name=item.get("invoice_display_name"),
-                properties=parse_properties(model, item.get("properties"), problems, f"{where}.properties"),
-                values=values,
-            )
-        )
+        built.append(build_filter(item, model=model, values=values, current=existing.get(values),
+                                  new_id=new_id, now=now, problems=problems, path=where))
     return tuple(built)
+
+
+def build_filter(
+    raw: Mapping[str, Any],
+    *,
+    model: str,
+    values: tuple[FilterValues, ...],
+    current: ChargeFilter | None,
+    new_id: Callable[[], UUID],
+    now: datetime,
+    problems: Problems,
+    path: str,
+) -> ChargeFilter:
+    """A charge filter: its conditions and the price of the events that meet them."""
+    if "properties" in raw or current is None:
+        properties = parse_properties(model, raw.get("properties"), problems, f"{path}.properties")
+    else:
+        properties = current.properties
+    return ChargeFilter(
+        id=current.id if current is not None else new_id(),
+        invoice_display_name=raw.get("invoice_display_name", current.invoice_display_name if current else None),
+        properties=properties,
+        values=values,
+        created_at=current.created_at if current is not None else now,
+    )
 
 
 def build_filter_values(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -53,6 +53,8 @@ class CouponDefinition:
                 own[flag] = default
         if own.get("percentage_rate") is not None:
             own["percentage_rate"] = Decimal(str(own["percentage_rate"]))
+        if isinstance(own.get("expiration_at"), datetime) and own["expiration_at"].tzinfo is None:
+            own["expiration_at"] = own["expiration_at"].replace(tzinfo=UTC)  # Lago reads naive times as UTC
         amended = replace(self, **own)
         if amended.coupon_type == "percentage":
             amended = replace(amended, amount_cents=None, amount_currency=None)

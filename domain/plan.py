@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
 
 from domain.billable_metric import MetricDefinition
 from domain.catalog import CatalogItem
-from domain.charge import Charge, build_charge
+from domain.charge import Charge, ChargeFilter, build_charge, build_filter, build_filter_values
 from domain.currency import is_accepted_currency
 from domain.errors import NotFound, Problems
 from domain.periods import INTERVALS
@@ -30,9 +31,15 @@ class ChargeNotFound(NotFound):
     resource = "charge"
 
 
+class ChargeFilterNotFound(NotFound):
+    resource = "charge_filter"
+
+
 @dataclass(frozen=True)
 class MinimumCommitment:
+    id: UUID
     amount_cents: int
+    created_at: datetime
     invoice_display_name: str | None = None
     tax_codes: tuple[str, ...] = ()
 
@@ -41,6 +48,7 @@ class MinimumCommitment:
 class UsageThreshold:
     id: UUID
     amount_cents: int
+    created_at: datetime
     threshold_display_name: str | None = None
     recurring: bool = False
 
@@ -114,19 +122,24 @@ class PlanDefinition:
         problems.raise_if_any()
 
 
+@dataclass(frozen=True)
+class Stamp:
+    """Where new parts of a plan get their ids and creation times (the caller's clock)."""
+
+    new_id: Callable[[], UUID]
+    now: datetime
+
+
 def amend_plan(
     current: PlanDefinition,
     changes: Mapping[str, Any],
     *,
     metrics: Mapping[UUID, MetricDefinition],
-    new_id: Callable[[], UUID],
+    stamp: Stamp,
 ) -> PlanDefinition:
     """``current`` with the sent fields; a sent ``charges`` or ``usage_thresholds`` replaces the set."""
     problems = Problems()
     own: dict[str, Any] = {k: changes[k] for k in _SIMPLE_FIELDS if k in changes}
-    for flag in ("bill_charges_monthly", "bill_fixed_charges_monthly"):
-        if flag in own and own[flag] is None:
-            own[flag] = None
     if "trial_period" in changes:
         try:
             own["trial_period"] = Decimal(str(changes["trial_period"] or 0))
@@ -137,23 +150,9 @@ def amend_plan(
     if "metadata" in changes:
         own["metadata"] = dict(changes["metadata"] or {})
     if "minimum_commitment" in changes:
-        commitment = changes["minimum_commitment"]
-        own["minimum_commitment"] = None if not commitment else MinimumCommitment(
-            amount_cents=int(commitment.get("amount_cents") or 0),
-            invoice_display_name=commitment.get("invoice_display_name"),
-            tax_codes=tuple(commitment.get("tax_codes") or ()),
-        )
+        own["minimum_commitment"] = _commitment(changes["minimum_commitment"], current.minimum_commitment, stamp)
     if "usage_thresholds" in changes:
-        kept = {(t.amount_cents, t.recurring): t.id for t in current.usage_thresholds}
-        own["usage_thresholds"] = tuple(
-            UsageThreshold(
-                id=kept.get((int(t.get("amount_cents") or 0), bool(t.get("recurring")))) or new_id(),
-                amount_cents=int(t.get("amount_cents") or 0),
-                threshold_display_name=t.get("threshold_display_name"),
-                recurring=bool(t.get("recurring")),
-            )
-            for t in changes["usage_thresholds"] or ()
-        )
+        own["usage_thresholds"] = _thresholds(changes["usage_thresholds"] or (), current.usage_thresholds, stamp)
     if "charges" in changes:
         existing = {str(c.id): c for c in current.charges}
         own["charges"] = tuple(
@@ -162,7 +161,8 @@ def amend_plan(
                 metric=metrics[UUID(str(raw["billable_metric_id"]))],
                 metric_id=UUID(str(raw["billable_metric_id"])),
                 current=existing.get(str(raw.get("id"))),
-                new_id=new_id,
+                new_id=stamp.new_id,
+                now=stamp.now,
                 problems=problems,
                 path=f"charges.{index}",
             )
@@ -172,6 +172,103 @@ def amend_plan(
         problems.add("fixed_charges", "not_supported")
     problems.raise_if_any()
     return replace(current, **own)
+
+
+def _commitment(raw: Mapping[str, Any] | None, current: MinimumCommitment | None, stamp: Stamp) -> MinimumCommitment | None:
+    if not raw:
+        return None
+    return MinimumCommitment(
+        id=current.id if current is not None else stamp.new_id(),
+        amount_cents=int(raw.get("amount_cents") or 0),
+        created_at=current.created_at if current is not None else stamp.now,
+        invoice_display_name=raw.get("invoice_display_name"),
+        tax_codes=tuple(raw.get("tax_codes") or ()),
+    )
+
+
+def _thresholds(raws: Any, current: tuple[UsageThreshold, ...], stamp: Stamp) -> tuple[UsageThreshold, ...]:
+    kept = {(t.amount_cents, t.recurring): t for t in current}
+    thresholds = []
+    for raw in raws:
+        amount, recurring = int(raw.get("amount_cents") or 0), bool(raw.get("recurring"))
+        previous = kept.get((amount, recurring))
+        thresholds.append(
+            UsageThreshold(
+                id=previous.id if previous is not None else stamp.new_id(),
+                amount_cents=amount,
+                created_at=previous.created_at if previous is not None else stamp.now,
+                threshold_display_name=raw.get("threshold_display_name"),
+                recurring=recurring,
+            )
+        )
+    return tuple(thresholds)
+
+
+def with_charge(
+    plan: PlanDefinition,
+    raw: Mapping[str, Any],
+    *,
+    code: str | None,
+    metric: MetricDefinition,
+    metric_id: UUID,
+    stamp: Stamp,
+) -> PlanDefinition:
+    """The plan with charge ``code`` updated from ``raw`` (or a new charge when ``code`` is None)."""
+    problems = Problems()
+    current = None if code is None else plan.charge(code)
+    charge = build_charge(raw, metric=metric, metric_id=metric_id, current=current, new_id=stamp.new_id,
+                          now=stamp.now, problems=problems, path="charge")
+    problems.raise_if_any()
+    if current is None:
+        return replace(plan, charges=(*plan.charges, charge))
+    return replace(plan, charges=tuple(charge if c.id == current.id else c for c in plan.charges))
+
+
+def without_charge(plan: PlanDefinition, code: str) -> PlanDefinition:
+    removed = plan.charge(code)
+    return replace(plan, charges=tuple(c for c in plan.charges if c.id != removed.id))
+
+
+def charge_filter(charge: Charge, filter_id: UUID) -> ChargeFilter:
+    found = next((f for f in charge.filters if f.id == filter_id), None)
+    if found is None:
+        raise ChargeFilterNotFound(key=filter_id)
+    return found
+
+
+def with_filter(
+    plan: PlanDefinition,
+    charge_code: str,
+    raw: Mapping[str, Any],
+    *,
+    filter_id: UUID | None,
+    metric: MetricDefinition,
+    stamp: Stamp,
+) -> tuple[PlanDefinition, UUID]:
+    """The plan with one filter of one charge added or changed; also the filter's id."""
+    charge = plan.charge(charge_code)
+    current = None if filter_id is None else charge_filter(charge, filter_id)
+    problems = Problems()
+    values = (
+        build_filter_values(raw.get("values") or {}, metric, problems, "filter")
+        if "values" in raw or current is None
+        else current.values
+    )
+    built = build_filter(raw, model=charge.charge_model, values=values, current=current, new_id=stamp.new_id,
+                         now=stamp.now, problems=problems, path="filter")
+    if any(f.values == values and f.id != built.id for f in charge.filters):
+        problems.add("values", "value_already_exist")
+    problems.raise_if_any()
+    filters = (*charge.filters, built) if current is None else tuple(built if f.id == built.id else f for f in charge.filters)
+    changed = replace(charge, filters=filters)
+    return replace(plan, charges=tuple(changed if c.id == charge.id else c for c in plan.charges)), built.id
+
+
+def without_filter(plan: PlanDefinition, charge_code: str, filter_id: UUID) -> PlanDefinition:
+    charge = plan.charge(charge_code)
+    removed = charge_filter(charge, filter_id)
+    changed = replace(charge, filters=tuple(f for f in charge.filters if f.id != removed.id))
+    return replace(plan, charges=tuple(changed if c.id == charge.id else c for c in plan.charges))
 
 
 class Plan(CatalogItem):

@@ -19,10 +19,26 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from domain.application import Billing
+from domain.add_on import AddOnDefinition
 from domain.billable_metric import MetricDefinition
+from domain.coupon import CouponDefinition
+from domain.plan import PlanDefinition
+from domain.tax import TaxDefinition
 from interfaces import embedded_postgres
 from interfaces.http.app import Readers
-from projections.catalog import BillableMetrics, BillableMetricsView
+from projections.catalog import (
+    AddOns,
+    AddOnsView,
+    BillableMetrics,
+    BillableMetricsView,
+    Coupons,
+    CouponsView,
+    Plans,
+    PlansView,
+    Taxes,
+    TaxesReader,
+    TaxesView,
+)
 from projections.documents import DocumentReader
 from projections.freshness import Freshness
 from projections.organizations import Organizations, OrganizationsReader, OrganizationsView
@@ -75,7 +91,14 @@ def application_env(url: str, *, create_table: bool = False, pool_size: int = 5)
 
 def all_projections() -> list[Projection[Any]]:
     """Every projection, each with a fresh view object."""
-    return [Organizations(OrganizationsView()), BillableMetrics(BillableMetricsView())]
+    return [
+        Organizations(OrganizationsView()),
+        BillableMetrics(BillableMetricsView()),
+        Taxes(TaxesView()),
+        AddOns(AddOnsView()),
+        Coupons(CouponsView()),
+        Plans(PlansView()),
+    ]
 
 
 def _projectors(apps: dict[str, Application[Any]], pool: ConnectionPool[Any], page_size: int) -> list[Projector]:
@@ -153,6 +176,10 @@ def open_store(
         freshness=freshness,
         organizations=OrganizationsReader(pool, freshness),
         billable_metrics=DocumentReader(pool, freshness, "billable_metrics", BillableMetricsView, MetricDefinition),
+        taxes=TaxesReader(pool, freshness, "taxes", TaxesView, TaxDefinition),
+        add_ons=DocumentReader(pool, freshness, "add_ons", AddOnsView, AddOnDefinition),
+        coupons=DocumentReader(pool, freshness, "coupons", CouponsView, CouponDefinition),
+        plans=DocumentReader(pool, freshness, "plans", PlansView, PlanDefinition),
     )
     return Store(url, billing, pool, projectors, freshness, readers, apps)
 

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from functools import singledispatchmethod
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import Tracking
+from psycopg import sql
 
+from collections.abc import Callable
+
+from domain.add_on import AddOn
 from domain.billable_metric import BillableMetric
 from domain.catalog import CatalogItem
-from projections.documents import DocumentView
+from domain.coupon import Coupon
+from domain.plan import Plan
+from domain.tax import Tax, TaxDefinition
+from projections.documents import Document, DocumentReader, DocumentView
 from projections.projection import Projection
 
 
@@ -17,7 +25,28 @@ class BillableMetricsView(DocumentView):
     table = "billable_metrics"
 
 
-def catalog_projection(kind: type[CatalogItem], view: type[DocumentView]) -> type[Projection[Any]]:
+class TaxesView(DocumentView):
+    table = "taxes"
+    columns = {"applied_to_organization": "boolean NOT NULL DEFAULT false"}
+
+
+class AddOnsView(DocumentView):
+    table = "add_ons"
+
+
+class CouponsView(DocumentView):
+    table = "coupons"
+
+
+class PlansView(DocumentView):
+    table = "plans"
+
+
+def catalog_projection(
+    kind: type[CatalogItem],
+    view: type[DocumentView],
+    columns: Callable[[Any], dict[str, Any]] = lambda definition: {},
+) -> type[Projection[Any]]:
     """A projection keeping ``view`` equal to the live definitions of ``kind``."""
 
     class CatalogProjection(Projection[Any]):
@@ -29,11 +58,13 @@ def catalog_projection(kind: type[CatalogItem], view: type[DocumentView]) -> typ
 
         @process_event.register(kind.Defined)
         def _(self, event: Any, tracking: Tracking) -> None:
-            self.view.insert(event.originator_id, event.organization_id, event.definition.key, event.definition, event.timestamp, tracking)
+            self.view.insert(event.originator_id, event.organization_id, event.definition.key, event.definition,
+                             event.timestamp, tracking, **columns(event.definition))
 
         @process_event.register(kind.Redefined)
         def _(self, event: Any, tracking: Tracking) -> None:
-            self.view.update(event.originator_id, event.timestamp, tracking, key=event.definition.key, data=event.definition)
+            self.view.update(event.originator_id, event.timestamp, tracking, key=event.definition.key,
+                             data=event.definition, **columns(event.definition))
 
         @process_event.register(kind.Deleted)
         def _(self, event: Any, tracking: Tracking) -> None:
@@ -44,3 +75,15 @@ def catalog_projection(kind: type[CatalogItem], view: type[DocumentView]) -> typ
 
 
 BillableMetrics = catalog_projection(BillableMetric, BillableMetricsView)
+Taxes = catalog_projection(Tax, TaxesView, lambda tax: {"applied_to_organization": tax.applied_to_organization})
+AddOns = catalog_projection(AddOn, AddOnsView)
+Coupons = catalog_projection(Coupon, CouponsView)
+Plans = catalog_projection(Plan, PlansView)
+
+
+class TaxesReader(DocumentReader[TaxDefinition]):
+    """Taxes, plus the organization's default ones (``applied_to_organization``)."""
+
+    def organization_defaults(self, organization_id: UUID) -> list[Document[TaxDefinition]]:
+        documents, _ = self.page(organization_id, 0, 1000, [(sql.SQL("applied_to_organization"), [])])
+        return sorted(documents, key=lambda d: d.created_at)

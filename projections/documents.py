@@ -134,7 +134,19 @@ class DocumentReader(Generic[T]):
         self.fresh()
         return self._one(sql.SQL("organization_id = %s AND id = %s"), [organization_id, id])
 
+    def by_keys(self, organization_id: UUID, keys: Sequence[str]) -> dict[str, Document[T]]:
+        """Live documents with these keys; missing keys are simply absent."""
+        if not keys:
+            return {}
+        self.fresh()
+        query = self._select + sql.SQL(" WHERE organization_id = %s AND key = ANY(%s) AND deleted_at IS NULL")
+        with self._pool.connection() as conn:
+            rows = conn.execute(query, [organization_id, list(keys)]).fetchall()
+        return {row[1]: self._document(row) for row in rows}
+
     def many(self, organization_id: UUID, ids: Sequence[UUID]) -> dict[UUID, Document[T]]:
+        if not ids:
+            return {}
         self.fresh()
         query = self._select + sql.SQL(" WHERE organization_id = %s AND id = ANY(%s)")
         with self._pool.connection() as conn:

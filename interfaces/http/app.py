@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import falcon
 
 from domain.application import Billing
+from domain.add_on import AddOnDefinition
 from domain.billable_metric import MetricDefinition
-from interfaces.http import billable_metrics, errors
+from domain.coupon import CouponDefinition
+from domain.plan import PlanDefinition
+from interfaces.http import add_ons, billable_metrics, coupons, errors, plans, taxes
 from interfaces.http.billable_metrics import EvaluateExpressionResource
 from interfaces.http.auth import Authentication
 from interfaces.http.health import HealthResource, ReadyResource
 from interfaces.http.openapi import Operation, document
 from interfaces.http.organizations import OrganizationResource
+from interfaces.http.plans import PlanPresenter
 from interfaces.http.wire import respond
+from projections.catalog import TaxesReader
 from projections.documents import DocumentReader
 from projections.freshness import Freshness
 from projections.organizations import OrganizationsReader
@@ -30,6 +37,10 @@ class Readers:
     freshness: Freshness
     organizations: OrganizationsReader
     billable_metrics: DocumentReader[MetricDefinition]
+    taxes: TaxesReader
+    add_ons: DocumentReader[AddOnDefinition]
+    coupons: DocumentReader[CouponDefinition]
+    plans: DocumentReader[PlanDefinition]
 
 
 class OpenApiResource:
@@ -44,7 +55,13 @@ class OpenApiResource:
         respond(resp, self._document)
 
 
-def create_app(billing: Billing, readers: Readers, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> falcon.App:
+def create_app(
+    billing: Billing,
+    readers: Readers,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> falcon.App:
     app = falcon.App(middleware=[Authentication(billing.authenticate, max_body_bytes)])
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_qs_csv = False
@@ -52,9 +69,13 @@ def create_app(billing: Billing, readers: Readers, *, max_body_bytes: int = DEFA
     resources: list[Any] = [
         HealthResource(readers.freshness),
         ReadyResource(),
-        OrganizationResource(billing, readers.organizations),
+        OrganizationResource(billing, readers.organizations, readers.taxes),
         EvaluateExpressionResource(),
         *billable_metrics.catalog(billing, readers.billable_metrics).resources(),
+        *taxes.catalog(billing, readers.taxes).resources(),
+        *add_ons.catalog(billing, readers.add_ons, readers.taxes).resources(),
+        *coupons.catalog(billing, readers.coupons, clock).resources(),
+        *plans.resources(billing, readers.plans, PlanPresenter(readers.billable_metrics, readers.taxes), clock),
     ]
     operations = [op for resource in resources for op in resource.operations]
     resources.append(OpenApiResource(operations))

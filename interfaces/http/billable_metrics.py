@@ -12,7 +12,7 @@ from domain.application import Billing
 from domain.billable_metric import BillableMetricNotFound, MetricDefinition
 from domain.errors import ValidationFailed
 from domain.expression import ExpressionError, compile_expression
-from interfaces.http.catalog import Catalog
+from interfaces.http.catalog import Catalog, each
 from interfaces.http.openapi import Operation
 from interfaces.http.wire import Body, respond, timestamp
 from projections.documents import Document, DocumentReader
@@ -103,7 +103,7 @@ def catalog(billing: Billing, reader: DocumentReader[MetricDefinition]) -> Catal
         tag="billable_metrics",
         body=_body,
         response=BillableMetricObject,
-        present=present,
+        present=each(present),
         reader=reader,
         missing=BillableMetricNotFound,
         create=lambda org, changes: billing.create_billable_metric(org, _catalog_filter(changes)),

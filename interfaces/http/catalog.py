@@ -31,7 +31,7 @@ class Catalog:
     tag: str
     body: Body[Any]
     response: type[msgspec.Struct]
-    present: Callable[[Document[Any]], msgspec.Struct]
+    present: Callable[[UUID, Sequence[Document[Any]]], list[msgspec.Struct]]
     reader: DocumentReader[Any]
     missing: type[NotFound]
     create: Callable[[UUID, Mapping[str, Any]], UUID]
@@ -47,7 +47,12 @@ class Catalog:
         document = self.reader.by_id(organization_id, object_id)
         if document is None:
             raise self.missing(key=object_id)
-        respond(resp, {self.root: self.present(document)})
+        respond(resp, {self.root: self.present(organization_id, [document])[0]})
+
+
+def each(present: Callable[[Document[Any]], msgspec.Struct]) -> Callable[[UUID, Sequence[Document[Any]]], list[msgspec.Struct]]:
+    """A batch presenter from a presenter of one document that needs nothing else."""
+    return lambda organization_id, documents: [present(d) for d in documents]
 
 
 class CatalogCollection:
@@ -68,7 +73,8 @@ class CatalogCollection:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         page = PageRequest.of(req)
         documents, total = self._c.reader.page(req.context.organization_id, page.offset, page.per_page, self._c.filters(req))
-        respond(resp, {self._c.plural: [self._c.present(d) for d in documents], "meta": page.meta(total)})
+        items = self._c.present(req.context.organization_id, documents)
+        respond(resp, {self._c.plural: items, "meta": page.meta(total)})
 
 
 class CatalogMember:
@@ -88,7 +94,7 @@ class CatalogMember:
         document = self._c.reader.by_key(req.context.organization_id, code)
         if document is None:
             raise self._c.missing(key=code)
-        respond(resp, {self._c.root: self._c.present(document)})
+        respond(resp, {self._c.root: self._c.present(req.context.organization_id, [document])[0]})
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, code: str) -> None:
         changes = given(self._c.body.decode(req.context.body))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import falcon
 import msgspec
@@ -11,6 +11,8 @@ from domain.application import Billing
 from domain.organization import OrganizationNotFound
 from interfaces.http.openapi import Operation
 from interfaces.http.wire import Body, given, respond, timestamp
+from interfaces.http.taxes import TaxObject, present_tax
+from projections.catalog import TaxesReader
 from projections.organizations import OrganizationRecord, OrganizationsReader
 
 Unset = msgspec.UnsetType
@@ -82,13 +84,13 @@ class OrganizationObject(msgspec.Struct):
     email_settings: list[str]
     billing_configuration: BillingConfigurationObject
     events_store: str
-    taxes: list[dict[str, Any]]
+    taxes: list[TaxObject]
 
 
 _update = Body("organization", OrganizationUpdate)
 
 
-def present(record: OrganizationRecord) -> OrganizationObject:
+def present(record: OrganizationRecord, taxes: list[TaxObject]) -> OrganizationObject:
     settings = record.settings
     address = settings.address
     config = settings.billing_configuration
@@ -122,7 +124,7 @@ def present(record: OrganizationRecord) -> OrganizationObject:
             document_locale=config.document_locale,
         ),
         events_store="postgres",
-        taxes=[],
+        taxes=taxes,
     )
 
 
@@ -135,9 +137,10 @@ class OrganizationResource:
                   OrganizationObject, "organization", request=_update),
     )
 
-    def __init__(self, billing: Billing, organizations: OrganizationsReader) -> None:
+    def __init__(self, billing: Billing, organizations: OrganizationsReader, taxes: TaxesReader) -> None:
         self._billing = billing
         self._organizations = organizations
+        self._taxes = taxes
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         self._show(req.context.organization_id, resp)
@@ -151,4 +154,5 @@ class OrganizationResource:
         record = self._organizations.get(organization_id)  # type: ignore[arg-type]
         if record is None:
             raise OrganizationNotFound(key=organization_id)
-        respond(resp, {"organization": present(record)})
+        defaults = [present_tax(d) for d in self._taxes.organization_defaults(record.id)]
+        respond(resp, {"organization": present(record, defaults)})
