@@ -34,6 +34,8 @@ class CatalogItem(Aggregate):
     # into a dataclass, and would then generate an __init__ for every subclass.
     kind = ""
     missing = NotFound
+    keeps_aliases = False  # True: a changed key keeps resolving to this object (beyond Lago)
+    key_field = "code"  # the API field holding the key, named in value_already_exist errors
 
     class Defined(Aggregate.Created):
         organization_id: UUID
@@ -44,6 +46,8 @@ class CatalogItem(Aggregate):
 
         def apply(self, aggregate: Any) -> None:
             aggregate.definition = self.definition
+            if self.definition.key not in aggregate.keys:
+                aggregate.keys.append(self.definition.key)
 
     class Deleted(Aggregate.Event):
         def apply(self, aggregate: Any) -> None:
@@ -53,6 +57,7 @@ class CatalogItem(Aggregate):
         self.organization_id = organization_id
         self.definition = definition
         self.is_deleted = False
+        self.keys: list[str] = [definition.key]
 
     @classmethod
     def define(cls, organization_id: UUID, definition: Any) -> Self:

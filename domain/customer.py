@@ -1,0 +1,173 @@
+"""Customers: who is billed, where documents go, and in which timezone periods turn (§2.3)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from domain.address import Address, is_email
+from domain.catalog import CatalogItem
+from domain.currency import is_accepted_currency
+from domain.errors import NotFound, Problems
+from domain.organization import is_timezone
+
+CUSTOMER_TYPES = ("company", "individual")
+ACCOUNT_TYPES = ("customer", "partner")
+ZERO_AMOUNT_POLICIES = ("inherit", "skip", "finalize")
+MAX_METADATA = 5
+_ADDRESS_FIELDS = frozenset(f.name for f in fields(Address))
+
+
+class CustomerNotFound(NotFound):
+    resource = "customer"
+
+
+@dataclass(frozen=True)
+class CustomerMetadata:
+    id: UUID
+    key: str
+    value: str | None
+    display_in_invoice: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CustomerBillingConfiguration:
+    invoice_grace_period: int | None = None
+    payment_provider: str | None = None
+    payment_provider_code: str | None = None
+    provider_customer_id: str | None = None
+    sync: bool | None = None
+    sync_with_provider: bool | None = None
+    document_locale: str | None = None
+    provider_payment_methods: tuple[str, ...] = ()
+    subscription_invoice_issuing_date_anchor: str | None = None
+    subscription_invoice_issuing_date_adjustment: str | None = None
+
+
+@dataclass(frozen=True)
+class CustomerProfile:
+    external_id: str = ""
+    name: str | None = None
+    firstname: str | None = None
+    lastname: str | None = None
+    customer_type: str | None = None
+    account_type: str = "customer"
+    email: str | None = None
+    phone: str | None = None
+    url: str | None = None
+    logo_url: str | None = None
+    legal_name: str | None = None
+    legal_number: str | None = None
+    tax_identification_number: str | None = None
+    address: Address = field(default_factory=Address)
+    shipping_address: Address = field(default_factory=Address)
+    currency: str | None = None
+    timezone: str | None = None
+    net_payment_term: int | None = None
+    external_salesforce_id: str | None = None
+    finalize_zero_amount_invoice: str = "inherit"
+    skip_invoice_custom_sections: bool = False
+    invoice_custom_section_codes: tuple[str, ...] = ()
+    tax_codes: tuple[str, ...] = ()
+    metadata: tuple[CustomerMetadata, ...] = ()
+    billing_configuration: CustomerBillingConfiguration = field(default_factory=CustomerBillingConfiguration)
+    billing_entity_code: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.external_id
+
+    def amended(self, changes: Mapping[str, Any], *, new_id: Callable[[], UUID], now: datetime) -> CustomerProfile:
+        """The sent fields over these; address fields come flat, metadata replaces the set."""
+        own = {k: v for k, v in changes.items() if k in _PROFILE_FIELDS and k not in _ADDRESS_FIELDS}
+        for name in ("tax_codes", "invoice_custom_section_codes"):
+            if name in own:
+                own[name] = tuple(own[name] or ())
+        if "country" in changes or any(k in changes for k in _ADDRESS_FIELDS):
+            address = {k: v for k, v in changes.items() if k in _ADDRESS_FIELDS}
+            if address.get("country"):
+                address["country"] = str(address["country"]).upper()
+            own["address"] = replace(self.address, **address)
+        if "shipping_address" in changes:
+            shipping = dict(changes["shipping_address"] or {})
+            if shipping.get("country"):
+                shipping["country"] = str(shipping["country"]).upper()
+            own["shipping_address"] = Address(**{k: v for k, v in shipping.items() if k in _ADDRESS_FIELDS})
+        if "billing_configuration" in changes:
+            config = dict(changes["billing_configuration"] or {})
+            if "provider_payment_methods" in config:
+                config["provider_payment_methods"] = tuple(config["provider_payment_methods"] or ())
+            own["billing_configuration"] = replace(self.billing_configuration, **config)
+        if "metadata" in changes:
+            own["metadata"] = self._metadata(changes["metadata"] or (), new_id, now)
+        for name, default in (("account_type", "customer"), ("finalize_zero_amount_invoice", "inherit"),
+                               ("skip_invoice_custom_sections", False)):
+            if name in own and own[name] is None:
+                own[name] = default
+        return replace(self, **own)
+
+    def _metadata(self, raws: Any, new_id: Callable[[], UUID], now: datetime) -> tuple[CustomerMetadata, ...]:
+        by_id = {str(m.id): m for m in self.metadata}
+        by_key = {m.key: m for m in self.metadata}
+        entries = []
+        for raw in raws:
+            previous = by_id.get(str(raw.get("id"))) or by_key.get(raw.get("key") or "")
+            entries.append(
+                CustomerMetadata(
+                    id=previous.id if previous is not None else new_id(),
+                    key=str(raw.get("key") or ""),
+                    value=raw.get("value"),
+                    display_in_invoice=bool(raw.get("display_in_invoice")),
+                    created_at=previous.created_at if previous is not None else now,
+                )
+            )
+        return tuple(entries)
+
+    def check(self) -> None:
+        problems = Problems()
+        problems.check(bool(self.external_id.strip()), "external_id", "value_is_mandatory")
+        if self.email:
+            problems.check(all(is_email(e.strip()) for e in self.email.split(",")), "email", "invalid_email_format")
+        if self.currency is not None:
+            problems.check(is_accepted_currency(self.currency), "currency", "value_is_invalid")
+        if self.timezone is not None:
+            problems.check(is_timezone(self.timezone), "timezone", "invalid_timezone")
+        if self.net_payment_term is not None:
+            problems.check(self.net_payment_term >= 0, "net_payment_term", "value_is_out_of_range")
+        if self.customer_type is not None:
+            problems.check(self.customer_type in CUSTOMER_TYPES, "customer_type", "value_is_invalid")
+        problems.check(self.account_type in ACCOUNT_TYPES, "account_type", "value_is_invalid")
+        problems.check(self.finalize_zero_amount_invoice in ZERO_AMOUNT_POLICIES, "finalize_zero_amount_invoice", "value_is_invalid")
+        grace = self.billing_configuration.invoice_grace_period
+        problems.check(grace is None or 0 <= grace <= 365, "invoice_grace_period", "value_is_out_of_range")
+        self.address.check(problems)
+        self.shipping_address.check(problems, "shipping_address.")
+        keys = [m.key for m in self.metadata]
+        problems.check(len(keys) <= MAX_METADATA, "metadata", "invalid_count")
+        problems.check(all(keys) and len(keys) == len(set(keys)), "metadata", "invalid_key")
+        problems.raise_if_any()
+
+
+_PROFILE_FIELDS = frozenset(f.name for f in fields(CustomerProfile)) | _ADDRESS_FIELDS
+
+
+class Customer(CatalogItem):
+    """A customer of one organization, addressed by its external id (and any former ones)."""
+
+    kind = "customer"
+    missing = CustomerNotFound
+    keeps_aliases = True
+    key_field = "external_id"
+
+    class Defined(CatalogItem.Defined):
+        definition: CustomerProfile
+
+    class Redefined(CatalogItem.Redefined):
+        definition: CustomerProfile
+
+    class Deleted(CatalogItem.Deleted):
+        pass
