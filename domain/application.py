@@ -26,12 +26,12 @@ from domain.organization import (
     OrganizationSettings,
     default_document_prefix,
 )
-from domain.plan_commands import PlanCommands
+from domain.subscription_commands import SubscriptionCommands
 
 __all__ = ["Billing", "ConcurrentWrite"]
 
 
-class Billing(PlanCommands, Application[UUID]):
+class Billing(SubscriptionCommands, Application[UUID]):
     """The write side of everything but usage events."""
 
     name = "Billing"

@@ -171,3 +171,18 @@ class Customer(CatalogItem):
 
     class Deleted(CatalogItem.Deleted):
         pass
+
+    class SubscriptionOpened(CatalogItem.Event):
+        subscription_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.subscription_ids.append(self.subscription_id)
+
+    def __init__(self, organization_id: UUID, definition: Any) -> None:
+        super().__init__(organization_id, definition)
+        self.subscription_ids: list[UUID] = []
+
+    def record_subscription(self, subscription_id: UUID) -> None:
+        """Remember a subscription, so deleting the customer ends it in the same transaction."""
+        if subscription_id not in self.subscription_ids:
+            self.trigger_event(Customer.SubscriptionOpened, subscription_id=subscription_id)

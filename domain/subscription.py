@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import NotAllowed, NotFound, Problems, ValidationFailed
-from domain.periods import BILLING_TIMES
+from domain.periods import BILLING_TIMES, Period, first_period, period_containing
 
 PENDING, ACTIVE, TERMINATED, CANCELED = "pending", "active", "terminated", "canceled"
 STATUSES = (PENDING, ACTIVE, TERMINATED, CANCELED)
@@ -71,9 +71,28 @@ _TERM_FIELDS = frozenset(SubscriptionTerms.__dataclass_fields__) - {"external_id
 
 def utc(moment: datetime) -> datetime:
     """Lago reads a time without offset as UTC."""
-    from datetime import UTC
-
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def billing_period(
+    *,
+    interval: str,
+    billing_time: str,
+    subscription_at: datetime,
+    started_at: datetime,
+    timezone: str,
+    at: datetime,
+) -> Period:
+    """The billing period containing ``at``, never starting before the subscription's start day.
+
+    Anniversary periods follow the day of ``subscription_at`` (kept across plan changes);
+    calendar ones the calendar, the first clamped to the start day (semantics P2).
+    """
+    anchor = started_at if billing_time == "calendar" else min(subscription_at, started_at)
+    period = period_containing(max(at, started_at), interval=interval, billing_time=billing_time,
+                               anchor=anchor, timezone=timezone)
+    floor = first_period(interval=interval, billing_time="calendar", anchor=started_at, timezone=timezone).starts_at
+    return Period(max(period.starts_at, floor), period.ends_at)
 
 
 class Subscription(Aggregate):
@@ -87,7 +106,7 @@ class Subscription(Aggregate):
         plan_id: UUID,
         terms: SubscriptionTerms,
         status: str,
-        started_at: datetime | None,
+        starts_at: datetime,
         trial_anchor_at: datetime,
         previous_id: UUID | None,
     ) -> None:
@@ -96,7 +115,8 @@ class Subscription(Aggregate):
         self.plan_id = plan_id
         self.terms = terms
         self.status = status
-        self.started_at = started_at
+        self.starts_at = starts_at
+        self.started_at = starts_at if status == ACTIVE else None
         self.trial_anchor_at = trial_anchor_at
         self.previous_id = previous_id
         self.next_id: UUID | None = None
@@ -128,7 +148,7 @@ class Subscription(Aggregate):
             plan_id=plan_id,
             terms=terms,
             status=ACTIVE if active else PENDING,
-            started_at=start if active else None,
+            starts_at=start,
             trial_anchor_at=trial_anchor_at or start,
             previous_id=previous_id,
         )
@@ -157,9 +177,10 @@ class Subscription(Aggregate):
         if terms.external_id not in self.keys:
             self.keys.append(terms.external_id)
 
-    def activate(self, at: datetime) -> None:
+    def activate(self) -> None:
+        """Start at the planned instant, however late the scheduler gets to it."""
         if self.status == PENDING:
-            self._activated(started_at=at)
+            self._activated(started_at=self.starts_at)
 
     @event("Activated")
     def _activated(self, started_at: datetime) -> None:

@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -22,6 +23,7 @@ from interfaces.progress import Progress
 from interfaces.store import NotMigrated, Store, database_url, migrate, open_store
 from projections import runner, worker
 from scheduler import main as scheduler_main
+from scheduler.advance_subscriptions import AdvanceSubscriptions
 from scheduler.watch_projections import WatchProjections
 
 DEFAULT_BIND = "0.0.0.0:3000"
@@ -170,7 +172,10 @@ def _worker(args: argparse.Namespace) -> None:
 def _scheduler(args: argparse.Namespace) -> int:
     store = _store("scheduler", pool_size=3)
     try:
-        jobs = [WatchProjections(store.freshness.lags)]
+        jobs = [
+            AdvanceSubscriptions(store.billing, store.readers.subscriptions, lambda: datetime.now(UTC)),
+            WatchProjections(store.freshness.lags),
+        ]
         if args.once:
             return 1 if scheduler_main.run_pass(jobs) else 0
         scheduler_main.run(jobs)

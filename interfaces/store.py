@@ -22,7 +22,9 @@ from domain.application import Billing
 from domain.add_on import AddOnDefinition
 from domain.billable_metric import MetricDefinition
 from domain.coupon import CouponDefinition
+from domain.customer import CustomerProfile
 from domain.plan import PlanDefinition
+from domain.subscription import SubscriptionTerms
 from domain.tax import TaxDefinition
 from interfaces import embedded_postgres
 from interfaces.http.app import Readers
@@ -40,6 +42,14 @@ from projections.catalog import (
     TaxesView,
 )
 from projections.documents import DocumentReader
+from projections.subscriptions import (
+    Customers,
+    CustomersReader,
+    CustomersView,
+    Subscriptions,
+    SubscriptionsReader,
+    SubscriptionsView,
+)
 from projections.freshness import Freshness
 from projections.organizations import Organizations, OrganizationsReader, OrganizationsView
 from projections.projection import Projection
@@ -98,6 +108,8 @@ def all_projections() -> list[Projection[Any]]:
         AddOns(AddOnsView()),
         Coupons(CouponsView()),
         Plans(PlansView()),
+        Customers(CustomersView()),
+        Subscriptions(SubscriptionsView()),
     ]
 
 
@@ -180,6 +192,8 @@ def open_store(
         add_ons=DocumentReader(pool, freshness, "add_ons", AddOnsView, AddOnDefinition),
         coupons=DocumentReader(pool, freshness, "coupons", CouponsView, CouponDefinition),
         plans=DocumentReader(pool, freshness, "plans", PlansView, PlanDefinition),
+        customers=CustomersReader(pool, freshness, "customers", CustomersView, CustomerProfile),
+        subscriptions=SubscriptionsReader(pool, freshness, "subscriptions", SubscriptionsView, SubscriptionTerms),
     )
     return Store(url, billing, pool, projectors, freshness, readers, apps)
 

@@ -37,6 +37,7 @@ class DocumentView(View):
 
     table: ClassVar[str]
     columns: ClassVar[dict[str, str]] = {}
+    aliases: ClassVar[bool] = False  # True: a former key still finds the object (renames)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -50,6 +51,7 @@ class DocumentView(View):
                 id uuid PRIMARY KEY,
                 organization_id uuid NOT NULL,
                 key text NOT NULL,
+                keys text[] NOT NULL,
                 data jsonb NOT NULL,
                 created_at timestamptz NOT NULL,
                 updated_at timestamptz NOT NULL,
@@ -59,11 +61,12 @@ class DocumentView(View):
             """,
             f"CREATE INDEX IF NOT EXISTS {cls.table}_by_key ON {cls.table} (organization_id, key) WHERE deleted_at IS NULL",
             f"CREATE INDEX IF NOT EXISTS {cls.table}_by_age ON {cls.table} (organization_id, created_at DESC, id)",
+            f"CREATE INDEX IF NOT EXISTS {cls.table}_by_keys ON {cls.table} USING gin (keys)",
         )
 
     def insert(self, id: UUID, organization_id: UUID, key: str, data: Any, at: datetime, tracking: Tracking, **columns: Any) -> None:
-        names = ["id", "organization_id", "key", "data", "created_at", "updated_at", "position", *columns]
-        values = [id, organization_id, key, jsonb(data), at, at, tracking.notification_id, *columns.values()]
+        names = ["id", "organization_id", "key", "keys", "data", "created_at", "updated_at", "position", *columns]
+        values = [id, organization_id, key, [key], jsonb(data), at, at, tracking.notification_id, *columns.values()]
         self.cursor.execute(
             sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
                 sql.Identifier(self.table),
@@ -75,16 +78,19 @@ class DocumentView(View):
 
     def update(self, id: UUID, at: datetime, tracking: Tracking, *, key: str | None = None, data: Any = None, **columns: Any) -> None:
         changes: dict[str, Any] = dict(columns)
+        keys = sql.SQL("")
         if key is not None:
             changes["key"] = key
+            keys = sql.SQL(", keys = CASE WHEN {0} = ANY(keys) THEN keys ELSE array_append(keys, {0}) END").format(sql.Literal(key))
         if data is not None:
             changes["data"] = jsonb(data)
         changes["updated_at"] = at
         changes["position"] = tracking.notification_id
         self.cursor.execute(
-            sql.SQL("UPDATE {} SET {} WHERE id = %s").format(
+            sql.SQL("UPDATE {} SET {}{} WHERE id = %s").format(
                 sql.Identifier(self.table),
                 sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(name)) for name in changes),
+                keys,
             ),
             [*changes.values(), id],
         )
@@ -99,6 +105,7 @@ class Document(Generic[T]):
 
     id: UUID
     key: str
+    keys: list[str]
     data: T
     created_at: datetime
     updated_at: datetime
@@ -119,7 +126,8 @@ class DocumentReader(Generic[T]):
         self._table = sql.Identifier(view.table)
         self._extra = list(view.columns)
         self._kind = kind
-        columns = ["id", "key", "data", "created_at", "updated_at", "deleted_at", *self._extra]
+        self._key_match = sql.SQL("%s = ANY(keys)" if view.aliases else "key = %s")
+        columns = ["id", "key", "keys", "data", "created_at", "updated_at", "deleted_at", *self._extra]
         self._select = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(map(sql.Identifier, columns)), self._table)
 
     def fresh(self) -> None:
@@ -127,7 +135,8 @@ class DocumentReader(Generic[T]):
 
     def by_key(self, organization_id: UUID, key: str) -> Document[T] | None:
         self.fresh()
-        return self._one(sql.SQL("organization_id = %s AND key = %s AND deleted_at IS NULL"), [organization_id, key])
+        where = sql.SQL("organization_id = %s AND {} AND deleted_at IS NULL").format(self._key_match)
+        return self._one(where, [organization_id, key])
 
     def by_id(self, organization_id: UUID, id: UUID) -> Document[T] | None:
         """Deleted documents included: a DELETE answers with what it deleted."""
@@ -185,10 +194,11 @@ class DocumentReader(Generic[T]):
         return None if row is None else self._document(row)
 
     def _document(self, row: Sequence[Any]) -> Document[T]:
-        id_, key, data, created_at, updated_at, deleted_at, *extra = row
+        id_, key, keys, data, created_at, updated_at, deleted_at, *extra = row
         return Document(
             id=id_,
             key=key,
+            keys=list(keys),
             data=msgspec.convert(data, self._kind),
             created_at=created_at,
             updated_at=updated_at,

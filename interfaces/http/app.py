@@ -20,12 +20,20 @@ from interfaces.http.auth import Authentication
 from interfaces.http.health import HealthResource, ReadyResource
 from interfaces.http.openapi import Operation, document
 from interfaces.http.organizations import OrganizationResource
+from interfaces.http.customers import CustomerCollection, CustomerMember, CustomerPresenter
 from interfaces.http.plans import PlanPresenter
+from interfaces.http.subscriptions import (
+    CustomerSubscriptions,
+    SubscriptionCollection,
+    SubscriptionMember,
+    SubscriptionPresenter,
+)
 from interfaces.http.wire import respond
 from projections.catalog import TaxesReader
 from projections.documents import DocumentReader
 from projections.freshness import Freshness
 from projections.organizations import OrganizationsReader
+from projections.subscriptions import CustomersReader, SubscriptionsReader
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 
@@ -41,6 +49,8 @@ class Readers:
     add_ons: DocumentReader[AddOnDefinition]
     coupons: DocumentReader[CouponDefinition]
     plans: DocumentReader[PlanDefinition]
+    customers: CustomersReader
+    subscriptions: SubscriptionsReader
 
 
 class OpenApiResource:
@@ -66,6 +76,12 @@ def create_app(
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_qs_csv = False
     errors.register(app)
+    plan_presenter = PlanPresenter(readers.billable_metrics, readers.taxes)
+    customer_presenter = CustomerPresenter(readers.organizations, readers.taxes)
+    subscription_presenter = SubscriptionPresenter(
+        readers.subscriptions, readers.customers, readers.plans, customer_presenter, plan_presenter, clock
+    )
+    subscription_parts = (billing, readers.subscriptions, readers.customers, readers.plans, subscription_presenter, clock)
     resources: list[Any] = [
         HealthResource(readers.freshness),
         ReadyResource(),
@@ -75,7 +91,12 @@ def create_app(
         *taxes.catalog(billing, readers.taxes).resources(),
         *add_ons.catalog(billing, readers.add_ons, readers.taxes).resources(),
         *coupons.catalog(billing, readers.coupons, clock).resources(),
-        *plans.resources(billing, readers.plans, PlanPresenter(readers.billable_metrics, readers.taxes), clock),
+        *plans.resources(billing, readers.plans, plan_presenter, clock),
+        CustomerCollection(billing, readers.customers, customer_presenter, clock),
+        CustomerMember(billing, readers.customers, customer_presenter, clock),
+        SubscriptionCollection(*subscription_parts),
+        SubscriptionMember(*subscription_parts),
+        CustomerSubscriptions(*subscription_parts),
     ]
     operations = [op for resource in resources for op in resource.operations]
     resources.append(OpenApiResource(operations))
