@@ -18,7 +18,8 @@ from eventsourcing.domain import Aggregate
 from domain.customer import Customer
 from domain.customer_commands import CustomerCommands
 from domain.errors import Problems, ValidationFailed
-from domain.plan import Plan, PlanNotFound
+from domain.billable_metric import BillableMetric, BillableMetricNotFound
+from domain.plan import Plan, PlanNotFound, without_charge
 from domain.subscription import (
     ACTIVE,
     PENDING,
@@ -186,6 +187,22 @@ class SubscriptionCommands(CustomerCommands):
             return False
         subscription.terminate(ending_at, "ended")
         self._save(subscription)
+        return True
+
+    def drop_charges_of_deleted_metrics(self, plan_id: UUID, now: datetime) -> bool:
+        """Remove from a plan the charges whose metric was deleted (Lago deletes them with it)."""
+        plan = self._load(plan_id, Plan, PlanNotFound)
+        if plan.is_deleted:
+            return False
+        doomed = [c.code for c in plan.definition.charges
+                  if self._load(c.billable_metric_id, BillableMetric, BillableMetricNotFound).is_deleted]
+        if not doomed:
+            return False
+        definition = plan.definition
+        for code in doomed:
+            definition = without_charge(definition, code)
+        plan.redefine(definition)
+        self._save(plan)
         return True
 
     def end_orphaned_subscription(self, subscription_id: UUID, now: datetime) -> bool:

@@ -93,6 +93,7 @@ class Due:
     to_activate: list[UUID]
     to_end: list[UUID]
     on_deleted_plans: list[UUID]
+    plans_with_deleted_metrics: list[UUID]
 
 
 class SubscriptionsReader(DocumentReader[SubscriptionTerms]):
@@ -130,7 +131,7 @@ class SubscriptionsReader(DocumentReader[SubscriptionTerms]):
 
     def due(self, now: datetime, limit: int = 10_000) -> Due:
         """Across all organizations: starts, ends and orphans whose time has come."""
-        self._freshness.wait(["subscriptions", "plans"])
+        self._freshness.wait(["subscriptions", "plans", "billable_metrics"])
         with self._pool.connection() as conn:
             to_activate = conn.execute(
                 "SELECT id FROM subscriptions WHERE status = 'pending' AND starts_at <= %s ORDER BY starts_at LIMIT %s",
@@ -145,7 +146,14 @@ class SubscriptionsReader(DocumentReader[SubscriptionTerms]):
                 "WHERE s.status IN ('pending', 'active') AND p.deleted_at IS NOT NULL LIMIT %s",
                 (limit,),
             ).fetchall()
-        return Due([r[0] for r in to_activate], [r[0] for r in to_end], [r[0] for r in orphans])
+            stale_plans = conn.execute(
+                "SELECT DISTINCT p.id FROM plans p CROSS JOIN LATERAL jsonb_array_elements(p.data->'charges') c "
+                "JOIN billable_metrics m ON m.id = (c->>'billable_metric_id')::uuid "
+                "WHERE p.deleted_at IS NULL AND m.deleted_at IS NOT NULL LIMIT %s",
+                (limit,),
+            ).fetchall()
+        return Due([r[0] for r in to_activate], [r[0] for r in to_end], [r[0] for r in orphans],
+                   [r[0] for r in stale_plans])
 
 
 @dataclass(frozen=True)

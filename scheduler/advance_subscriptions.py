@@ -1,4 +1,7 @@
-"""Moves subscriptions on in time: pending ones start, ending ones end, orphans of deleted plans end.
+"""Moves subscriptions on in time and carries deletions through, as Lago's background jobs do.
+
+Pending subscriptions start, ending ones end, subscriptions of deleted plans end, and plans
+lose the charges of deleted metrics.
 
 Every command is idempotent and time-stamped with the instant it was due, not the instant the
 scheduler got to it, so a pass after downtime catches up exactly.
@@ -34,10 +37,11 @@ class AdvanceSubscriptions:
             (self._billing.activate_subscription, due.to_activate),
             (self._billing.end_subscription, due.to_end),
             (self._billing.end_orphaned_subscription, due.on_deleted_plans),
+            (self._billing.drop_charges_of_deleted_metrics, due.plans_with_deleted_metrics),
         ):
-            for subscription_id in ids:
+            for aggregate_id in ids:
                 try:
-                    changed += bool(command(subscription_id, now))
+                    changed += bool(command(aggregate_id, now))
                 except BillingError as error:  # another scheduler got there first, or the state moved on
-                    log.info("subscription %s left as is: %s", subscription_id, error)
+                    log.info("%s left as is: %s", aggregate_id, error)
         return changed

@@ -280,3 +280,22 @@ def test_missing_fields_and_unknown_plans_are_refused(timed: falcon.testing.Test
     assert missing.json["error_details"] == {"external_customer_id": ["value_is_mandatory"], "plan_code": ["value_is_mandatory"]}
     assert unknown.status_code == 404 and unknown.json["code"] == "plan_not_found"
     assert overrides.status_code == 422 and overrides.json["error_details"] == {"plan_overrides": ["not_supported"]}
+
+
+def test_deleting_a_metric_removes_its_charges_at_the_next_pass(
+    timed: falcon.testing.TestClient, shared_store: Store, clock: Clock, tenant: IssuedKey
+) -> None:
+    """Lago deletes a metric's charges with it; here the scheduler's next pass does."""
+    for code in ("kept", "dropped"):
+        timed.simulate_post("/api/v1/billable_metrics", headers=bearer(tenant), json={"billable_metric": {
+            "name": code, "code": code, "aggregation_type": "count_agg"}})
+    metrics = {m["code"]: m["lago_id"] for m in timed.simulate_get("/api/v1/billable_metrics", headers=bearer(tenant)).json["billable_metrics"]}
+    timed.simulate_post("/api/v1/plans", headers=bearer(tenant), json={"plan": {
+        "name": "P", "code": "p", "interval": "monthly", "amount_cents": 0, "amount_currency": "USD", "pay_in_advance": False,
+        "charges": [{"billable_metric_id": metrics[c], "charge_model": "standard", "properties": {"amount": "1"}} for c in ("kept", "dropped")]}})
+
+    timed.simulate_delete("/api/v1/billable_metrics/dropped", headers=bearer(tenant))
+    scheduler_pass(shared_store, clock)
+
+    charges = timed.simulate_get("/api/v1/plans/p", headers=bearer(tenant)).json["plan"]["charges"]
+    assert [c["billable_metric_code"] for c in charges] == ["kept"]
