@@ -19,6 +19,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from domain.application import Billing
+from domain.metering import Metering
 from domain.add_on import AddOnDefinition
 from domain.billable_metric import MetricDefinition
 from domain.coupon import CouponDefinition
@@ -50,12 +51,15 @@ from projections.subscriptions import (
     SubscriptionsReader,
     SubscriptionsView,
 )
+from projections.events import EventsReader
 from projections.freshness import Freshness
+from projections.usage import Usage, UsageView
+from projections.usage_reader import UsageReader
 from projections.organizations import Organizations, OrganizationsReader, OrganizationsView
 from projections.projection import Projection
 from projections.runner import EventLog, Projector, install
 
-APPLICATIONS: tuple[type[Application[Any]], ...] = (Billing,)
+APPLICATIONS: tuple[type[Application[Any]], ...] = (Billing, Metering)
 MIGRATION_LOCK = 7_242_001  # pg_advisory_lock key: one migration at a time per database
 
 IMMUTABLE_EVENTS_DDL = """
@@ -110,15 +114,27 @@ def all_projections() -> list[Projection[Any]]:
         Plans(PlansView()),
         Customers(CustomersView()),
         Subscriptions(SubscriptionsView()),
+        Usage(UsageView()),
     ]
+
+
+# The catalog views the usage projection reads; they are brought up to each Billing page first.
+USAGE_READS = ("organizations", "billable_metrics", "plans", "customers", "subscriptions")
 
 
 def _projectors(apps: dict[str, Application[Any]], pool: ConnectionPool[Any], page_size: int) -> list[Projector]:
-    return [
+    """One projector per projection and log, each with its own view object (views buffer a page)."""
+    projectors = [
         Projector(projection, _log(apps[name]), pool, page_size)
+        for name in apps
         for projection in all_projections()
-        for name in projection.follows
+        if name in projection.follows
     ]
+    billing = {p.name: p for p in projectors if p.log.application == "Billing"}
+    usage = billing.get("usage")
+    if usage is not None:
+        usage.after = [billing[name] for name in USAGE_READS]
+    return projectors
 
 
 def _log(app: Application[Any]) -> EventLog:
@@ -142,6 +158,7 @@ class Store:
 
     url: str
     billing: Billing
+    metering: Metering
     pool: ConnectionPool[Any]
     projectors: list[Projector]
     freshness: Freshness
@@ -178,7 +195,8 @@ def open_store(
     check_migrated(url)
     env = application_env(url, pool_size=max(pool_size // 2, 2))
     billing = Billing(env=env)
-    apps: dict[str, Application[Any]] = {billing.name: billing}
+    metering = Metering(env=env)
+    apps: dict[str, Application[Any]] = {billing.name: billing, metering.name: metering}
     pool = open_pool(url, role=role, size=pool_size)
     page = page_size if page_size is not None else int(os.environ.get("TALLY_PROJECTION_PAGE_SIZE", "1000"))
     projectors = _projectors(apps, pool, page)
@@ -194,8 +212,10 @@ def open_store(
         plans=DocumentReader(pool, freshness, "plans", PlansView, PlanDefinition),
         customers=CustomersReader(pool, freshness, "customers", CustomersView, CustomerProfile),
         subscriptions=SubscriptionsReader(pool, freshness, "subscriptions", SubscriptionsView, SubscriptionTerms),
+        usage=UsageReader(pool, freshness),
+        events=EventsReader(pool, freshness),
     )
-    return Store(url, billing, pool, projectors, freshness, readers, apps)
+    return Store(url, billing, metering, pool, projectors, freshness, readers, apps)
 
 
 def migrate(url: str) -> list[str]:

@@ -72,9 +72,13 @@ class Projector:
         self.page_size = page_size
         self._topics = list(projection.topics())
         self.position = 0
+        self.after: list[Projector] = []  # projectors of the same log this one reads; kept ahead of it
         table = sql.Identifier(log.table)
+        # A page locks every tracking row of its projection, not just its log's: a projection
+        # that follows two logs (usage) then never runs pages of both at once.
         self._lock = sql.SQL(
-            "SELECT position FROM projection_tracking WHERE projection = %s AND application = %s FOR UPDATE"
+            "SELECT application, position FROM projection_tracking WHERE projection = %s "
+            "ORDER BY application FOR UPDATE"
         )
         self._head = sql.SQL("SELECT coalesce(max(notification_id), 0) FROM {}").format(table)
         self._page = sql.SQL(
@@ -90,12 +94,15 @@ class Projector:
     def step(self, *, wait: bool = True) -> int | None:
         """Project one page. Returns events processed, or None if another process holds it."""
         lock = self._lock if wait else self._lock + sql.SQL(" SKIP LOCKED")
+        bound = self._bring_dependencies_forward() if self.after else None
         with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            row = cur.execute(lock, (self.name, self.log.application)).fetchone()
-            if row is None:
+            rows = dict(cur.execute(lock, (self.name,)).fetchall())
+            if self.log.application not in rows or len(rows) < len(self.projection.follows):
                 return None
-            position = self.position = row[0]
+            position = self.position = rows[self.log.application]
             head = cur.execute(self._head).fetchone()[0]
+            if bound is not None:
+                head = min(head, bound)
             if head <= position:
                 return 0
             rows = cur.execute(self._page, (position, head, self._topics, self.page_size)).fetchall()
@@ -114,6 +121,24 @@ class Projector:
             cur.execute("SELECT pg_notify(%s, %s)", (PROJECTED_CHANNEL, f"{self.name}:{end}"))
         self.position = end
         return len(rows)
+
+    def _bring_dependencies_forward(self) -> int:
+        """Make the views this projection reads at least as current as the page it will process.
+
+        Done before this projector's transaction opens, so no connection is held while
+        waiting for another; the page is then bounded by the head seen here.
+        """
+        with self.pool.connection() as conn:
+            bound = conn.execute(self._head).fetchone()[0]
+        for dependency in self.after:
+            dependency.reach(bound)
+        return int(bound)
+
+    def reach(self, position: int) -> None:
+        """Project until at least ``position`` of the log is processed (waiting for other holders)."""
+        while self.lag()[0] < position:
+            if not self.step():
+                return
 
     def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
         """Project pages until the log's current head; returns events processed.

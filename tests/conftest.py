@@ -97,7 +97,7 @@ def tenant(shared_store: Store) -> IssuedKey:
 @pytest.fixture(scope="module")
 def api(shared_store: Store) -> falcon.testing.TestClient:
     """The API in process, on the module's shared database."""
-    return falcon.testing.TestClient(create_app(shared_store.billing, shared_store.readers, max_body_bytes=256 * 1024))
+    return falcon.testing.TestClient(create_app(shared_store.billing, shared_store.metering, shared_store.readers, max_body_bytes=256 * 1024))
 
 
 @pytest.fixture
@@ -109,7 +109,7 @@ def store(database_url: str) -> Iterator[Store]:
 
 @pytest.fixture
 def client(store: Store) -> falcon.testing.TestClient:
-    return falcon.testing.TestClient(create_app(store.billing, store.readers, max_body_bytes=64 * 1024))
+    return falcon.testing.TestClient(create_app(store.billing, store.metering, store.readers, max_body_bytes=64 * 1024))
 
 
 @pytest.fixture

@@ -78,7 +78,7 @@ def answers(api: falcon.testing.TestClient, key: IssuedKey) -> dict[str, Any]:
 
 def test_dropping_every_view_and_replaying_gives_identical_responses(store: Store, org: IssuedKey) -> None:
     """The views hold nothing the event log does not: a rebuild answers exactly as before."""
-    api = falcon.testing.TestClient(create_app(store.billing, store.readers, clock=lambda: NOW))
+    api = falcon.testing.TestClient(create_app(store.billing, store.metering, store.readers, clock=lambda: NOW))
     build_a_catalog(api, org)
     before = answers(api, org)
 

@@ -38,7 +38,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def timed(shared_store: Store, clock: Clock) -> Iterator[falcon.testing.TestClient]:
-    yield falcon.testing.TestClient(create_app(shared_store.billing, shared_store.readers, clock=clock))
+    yield falcon.testing.TestClient(create_app(shared_store.billing, shared_store.metering, shared_store.readers, clock=clock))
 
 
 def scheduler_pass(store: Store, clock: Clock) -> int:

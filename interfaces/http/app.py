@@ -20,6 +20,11 @@ from interfaces.http.auth import Authentication
 from interfaces.http.health import HealthResource, ReadyResource
 from interfaces.http.openapi import Operation, document
 from interfaces.http.organizations import OrganizationResource
+from domain.metering import Metering
+from interfaces.billing_cache import BillingCache
+from interfaces.group_commit import GroupCommitter
+from interfaces.http.events import EventBatch, EventCollection, EventMember, Ingestion
+from interfaces.http.usage import CurrentUsage
 from interfaces.http.customers import CustomerCollection, CustomerMember, CustomerPresenter
 from interfaces.http.plans import PlanPresenter
 from interfaces.http.subscriptions import (
@@ -33,7 +38,9 @@ from projections.catalog import TaxesReader
 from projections.documents import DocumentReader
 from projections.freshness import Freshness
 from projections.organizations import OrganizationsReader
+from projections.events import EventsReader
 from projections.subscriptions import CustomersReader, SubscriptionsReader
+from projections.usage_reader import UsageReader
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 
@@ -51,6 +58,8 @@ class Readers:
     plans: DocumentReader[PlanDefinition]
     customers: CustomersReader
     subscriptions: SubscriptionsReader
+    usage: UsageReader
+    events: EventsReader
 
 
 class OpenApiResource:
@@ -67,12 +76,15 @@ class OpenApiResource:
 
 def create_app(
     billing: Billing,
+    metering: Metering,
     readers: Readers,
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> falcon.App:
-    app = falcon.App(middleware=[Authentication(billing.authenticate, max_body_bytes)])
+    cache = BillingCache(readers.freshness)
+    app = falcon.App(middleware=[Authentication(lambda secret: cache.get(("key", secret), lambda: billing.authenticate(secret)),
+                                                max_body_bytes)])
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_qs_csv = False
     errors.register(app)
@@ -81,6 +93,7 @@ def create_app(
     subscription_presenter = SubscriptionPresenter(
         readers.subscriptions, readers.customers, readers.plans, customer_presenter, plan_presenter, clock
     )
+    ingestion = Ingestion(readers.billable_metrics, cache, clock)
     subscription_parts = (billing, readers.subscriptions, readers.customers, readers.plans, subscription_presenter, clock)
     resources: list[Any] = [
         HealthResource(readers.freshness),
@@ -97,6 +110,11 @@ def create_app(
         SubscriptionCollection(*subscription_parts),
         SubscriptionMember(*subscription_parts),
         CustomerSubscriptions(*subscription_parts),
+        CurrentUsage(readers.customers, readers.subscriptions, readers.plans, readers.billable_metrics, readers.taxes,
+                     readers.usage, clock),
+        EventCollection(ingestion, GroupCommitter(metering), readers.events),
+        EventBatch(ingestion, metering),
+        EventMember(readers.events, clock),
     ]
     operations = [op for resource in resources for op in resource.operations]
     resources.append(OpenApiResource(operations))

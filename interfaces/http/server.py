@@ -35,7 +35,7 @@ def serve(url: str, bind: str) -> None:
 
     def factory() -> Any:
         store = open_store(url, role="api", pool_size=threads + 2)
-        return create_app(store.billing, store.readers, max_body_bytes=max_body)
+        return create_app(store.billing, store.metering, store.readers, max_body_bytes=max_body)
 
     options = {
         "bind": bind,

@@ -1,0 +1,165 @@
+"""Reads a subscription's usage for a period and prices it, from bucket figures only.
+
+Costs a handful of indexed reads whatever the number of events: the buckets of the
+period (and, for recurring metrics, the earlier ones they carry), distinct values for
+unique counts, and the short head of events a percentage charge's free allowance needs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from psycopg_pool import ConnectionPool
+
+from domain.billable_metric import MetricDefinition
+from domain.charge import Charge
+from domain.currency import minor_unit_exponent
+from domain.periods import Period, local_days
+from domain.pricing import PercentageUsage, Price, Usage, fee_cents, price
+from domain.subscription import billing_period
+from domain.usage import NO_FILTER, Stats, bucket_properties, merge, units
+from projections.freshness import Freshness
+from projections.usage import CARRY_IN, SubscriptionContext, contexts_by_id
+
+
+@dataclass(frozen=True)
+class BucketUsage:
+    """One priced bucket: a filter (or the default) and a pricing group of one charge."""
+
+    filter_id: UUID
+    group: str
+    units: Decimal
+    events_count: int
+    price: Price
+    amount_cents: int
+
+
+@dataclass(frozen=True)
+class ChargeUsage:
+    charge: Charge
+    metric_id: UUID
+    metric: MetricDefinition
+    buckets: tuple[BucketUsage, ...]
+
+    @property
+    def units(self) -> Decimal:
+        return sum((b.units for b in self.buckets), Decimal(0))
+
+    @property
+    def events_count(self) -> int:
+        return sum(b.events_count for b in self.buckets)
+
+    @property
+    def amount_cents(self) -> int:
+        return sum(b.amount_cents for b in self.buckets)
+
+
+@dataclass(frozen=True)
+class PeriodUsage:
+    context: SubscriptionContext
+    period: Period
+    currency: str
+    charges: tuple[ChargeUsage, ...]
+
+    @property
+    def amount_cents(self) -> int:
+        return sum(c.amount_cents for c in self.charges)
+
+
+class UsageReader:
+    def __init__(self, pool: ConnectionPool[Any], freshness: Freshness) -> None:
+        self._pool = pool
+        self._freshness = freshness
+
+    def current(self, subscription_id: UUID, at: datetime, currency: str) -> PeriodUsage | None:
+        """Usage of the charge period containing ``at``, including every event acknowledged so far."""
+        self._freshness.wait(["usage"])
+        with self._pool.connection() as conn:
+            contexts = contexts_by_id(conn.cursor(), [subscription_id])
+            if not contexts:
+                return None
+            context = contexts[0]
+            period = billing_period(
+                interval=context.interval, billing_time=context.terms.billing_time,
+                subscription_at=context.terms.subscription_at, started_at=context.started_at,
+                timezone=context.timezone, at=max(at, context.started_at),
+            )
+            return self._usage(conn, context, period, currency)
+
+    def _usage(self, conn: Any, context: SubscriptionContext, period: Period, currency: str) -> PeriodUsage:
+        rows = conn.execute(
+            "SELECT charge_id, period_start, filter_id, group_key, events_count, value_sum, value_max, latest_value, "
+            "weighted_moment, prorated_sum, amount_sum, rest_clamped FROM usage_aggregates "
+            "WHERE subscription_id = %s AND period_start <= %s",
+            (context.id, period.starts_at),
+        ).fetchall()
+        current: dict[tuple[Any, ...], tuple[Stats, Decimal]] = {}
+        carried: dict[tuple[Any, ...], Stats] = defaultdict(Stats)
+        for charge_id, start, filter_id, group, *figures in rows:
+            stats = Stats(figures[0], figures[1], figures[2], figures[3], figures[4], figures[5], figures[6])
+            key = (charge_id, filter_id, group)
+            if start == period.starts_at:
+                current[key] = (stats, figures[7])
+            else:
+                carried[key] = merge(carried[key], stats)
+        uniques = self._unique_counts(conn, context, period)
+        heads = self._heads(conn, context.id, period)
+        exponent = minor_unit_exponent(currency)
+        days = max(local_days(period, context.timezone), 1)
+        charges = []
+        for charge, metric in context.charges:
+            keys = {k for k in (*current, *carried) if k[0] == charge.id} or {(charge.id, NO_FILTER, "")}
+            buckets = []
+            for key in sorted(keys, key=lambda k: (str(k[1]), k[2])):
+                stats, rest = current.get(key, (Stats(), Decimal(0)))
+                bucket_units = units(metric, stats, carried[key], period, unique_count=uniques.get(key, 0),
+                                     prorated=charge.prorated, period_days=days)
+                percentage = PercentageUsage(total=stats.value_sum, count=stats.events_count,
+                                             head=tuple(heads.get(key, ())), rest_clamped=rest)
+                usage = Usage(units=bucket_units, events_count=stats.events_count,
+                              precise_total_amount_cents=stats.amount_sum, percentage=percentage)
+                priced = price(charge.charge_model, bucket_properties(charge, key[1]), usage, exponent=exponent)
+                buckets.append(BucketUsage(key[1], key[2], bucket_units, stats.events_count, priced,
+                                           fee_cents(priced.amount, exponent)))
+            charges.append(ChargeUsage(charge, charge.billable_metric_id, metric, tuple(buckets)))
+        return PeriodUsage(context, period, currency, tuple(charges))
+
+    def _unique_counts(self, conn: Any, context: SubscriptionContext, period: Period) -> dict[tuple[Any, ...], int]:
+        """Distinct values whose latest operation is an add; recurring metrics look back through all periods."""
+        recurring = [c.id for c, m in context.charges if m.aggregation_type == "unique_count_agg" and m.recurring]
+        plain = [c.id for c, m in context.charges if m.aggregation_type == "unique_count_agg" and not m.recurring]
+        counts: dict[tuple[Any, ...], int] = {}
+        for charge_ids, lower in ((recurring, CARRY_IN), (plain, period.starts_at)):
+            if not charge_ids:
+                continue
+            rows = conn.execute(
+                "SELECT charge_id, filter_id, group_key, count(*) FILTER (WHERE last_add) FROM ("
+                " SELECT DISTINCT ON (charge_id, filter_id, group_key, value) charge_id, filter_id, group_key, last_add"
+                " FROM usage_unique_values WHERE subscription_id = %s AND charge_id = ANY(%s)"
+                " AND period_start >= %s AND period_start <= %s"
+                " ORDER BY charge_id, filter_id, group_key, value, last_at DESC, last_position DESC) latest "
+                "GROUP BY charge_id, filter_id, group_key",
+                (context.id, charge_ids, lower, period.starts_at),
+            ).fetchall()
+            counts.update({(r[0], r[1], r[2]): r[3] for r in rows})
+        return counts
+
+    def _heads(self, conn: Any, subscription_id: UUID, period: Period) -> dict[tuple[Any, ...], list[Decimal]]:
+        rows = conn.execute(
+            "SELECT charge_id, filter_id, group_key, value FROM usage_heads "
+            "WHERE subscription_id = %s AND period_start = %s ORDER BY occurred_at, position",
+            (subscription_id, period.starts_at),
+        ).fetchall()
+        heads: dict[tuple[Any, ...], list[Decimal]] = defaultdict(list)
+        for charge_id, filter_id, group, value in rows:
+            heads[(charge_id, filter_id, group)].append(value)
+        return heads
+
+
+__all__: Sequence[str] = ("BucketUsage", "ChargeUsage", "PeriodUsage", "UsageReader")
