@@ -57,8 +57,11 @@ class ValidationFailed(RuleViolated):
 
     code = "validation_errors"
 
-    def __init__(self, details: Mapping[str, Sequence[str]]) -> None:
-        self.details = {field: list(codes) for field, codes in details.items()}
+    def __init__(self, details: Mapping[str, Sequence[str] | Mapping[str, Sequence[str]]]) -> None:
+        # A batch nests one level: {"3": {"transaction_id": ["value_already_exist"]}}.
+        self.details = {
+            field: dict(codes) if isinstance(codes, Mapping) else list(codes) for field, codes in details.items()
+        }
         super().__init__(f"validation failed: {self.details}")
 
 
