@@ -252,3 +252,27 @@ def test_current_usage_errors_follow_lago(api_at: falcon.testing.TestClient, ten
 
     assert unknown.status_code == 404 and unknown.json["code"] == "customer_not_found"
     assert inactive.status_code == 405 and inactive.json == {"status": 405, "error": "Method Not Allowed", "code": "no_active_subscription"}
+
+
+def test_estimate_fees_prices_one_event_on_pay_in_advance_charges(api_at: falcon.testing.TestClient, tenant: IssuedKey) -> None:
+    """A graduated in-advance charge: the estimate is the price with the event minus without it."""
+    metric = call(api_at, tenant, "POST", "billable_metrics", {"billable_metric": {
+        "name": "Seats", "code": "seats", "aggregation_type": "sum_agg", "field_name": "n"}})["billable_metric"]["lago_id"]
+    call(api_at, tenant, "POST", "plans", {"plan": {"name": "p", "code": "p", "interval": "monthly", "amount_cents": 0,
+                                                   "amount_currency": "USD", "pay_in_advance": False, "charges": [{
+                                                       "billable_metric_id": metric, "charge_model": "graduated",
+                                                       "pay_in_advance": True, "properties": {"graduated_ranges": [
+                                                           {"from_value": 0, "to_value": 10, "per_unit_amount": "1", "flat_amount": "0"},
+                                                           {"from_value": 10, "to_value": None, "per_unit_amount": "0.5", "flat_amount": "0"}]}}]}})
+    call(api_at, tenant, "POST", "subscriptions", {"subscription": {"external_customer_id": "cus", "plan_code": "p", "external_id": "sub",
+                                                                    "subscription_at": "2026-04-01T00:00:00Z"}})
+    send(api_at, tenant, code="seats", properties={"n": 8}, timestamp=APRIL + 60)
+
+    estimate = api_at.simulate_post("/api/v1/events/estimate_fees", headers=bearer(tenant), json={"event": {
+        "code": "seats", "external_subscription_id": "sub", "properties": {"n": 4}}})
+    unknown = api_at.simulate_post("/api/v1/events/estimate_fees", headers=bearer(tenant), json={"event": {
+        "code": "nope", "external_subscription_id": "sub", "properties": {}}})
+
+    [fee] = estimate.json["fees"]
+    assert (fee["amount_cents"], fee["units"], fee["pay_in_advance"]) == (300, "4.0", True)  # 2 × $1 + 2 × $0.50
+    assert unknown.status_code == 404 and unknown.json["code"] == "billable_metric_not_found"

@@ -24,7 +24,7 @@ from domain.metering import Metering
 from interfaces.billing_cache import BillingCache
 from interfaces.group_commit import GroupCommitter
 from interfaces.http.events import EventBatch, EventCollection, EventMember, Ingestion
-from interfaces.http.usage import CurrentUsage
+from interfaces.http.usage import CurrentUsage, EstimateFees
 from interfaces.http.customers import CustomerCollection, CustomerMember, CustomerPresenter
 from interfaces.http.plans import PlanPresenter
 from interfaces.http.subscriptions import (
@@ -94,6 +94,8 @@ def create_app(
         readers.subscriptions, readers.customers, readers.plans, customer_presenter, plan_presenter, clock
     )
     ingestion = Ingestion(readers.billable_metrics, cache, clock)
+    current_usage = CurrentUsage(readers.customers, readers.subscriptions, readers.plans, readers.billable_metrics,
+                                 readers.taxes, readers.usage, clock)
     subscription_parts = (billing, readers.subscriptions, readers.customers, readers.plans, subscription_presenter, clock)
     resources: list[Any] = [
         HealthResource(readers.freshness),
@@ -110,8 +112,8 @@ def create_app(
         SubscriptionCollection(*subscription_parts),
         SubscriptionMember(*subscription_parts),
         CustomerSubscriptions(*subscription_parts),
-        CurrentUsage(readers.customers, readers.subscriptions, readers.plans, readers.billable_metrics, readers.taxes,
-                     readers.usage, clock),
+        current_usage,
+        EstimateFees(current_usage),
         EventCollection(ingestion, GroupCommitter(metering), readers.events),
         EventBatch(ingestion, metering),
         EventMember(readers.events, clock),

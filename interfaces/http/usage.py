@@ -12,13 +12,18 @@ from zoneinfo import ZoneInfo
 import falcon
 import msgspec
 
+from domain.billable_metric import BillableMetricNotFound, MetricDefinition
 from domain.charge import Charge
+from domain.currency import minor_unit_exponent
 from domain.customer import CustomerNotFound
 from domain.errors import NotAllowed, ValidationFailed
 from domain.plan import PlanDefinition
-from domain.usage import group_values
+from domain.pricing import PercentageUsage, Usage, fee_cents, price
+from domain.subscription import SubscriptionNotFound
+from domain.usage import bucket_properties, contribution, group_values
+from domain.usage_event import numeric
 from interfaces.http.openapi import Operation, Param
-from interfaces.http.wire import respond, timestamp
+from interfaces.http.wire import BadRequest, respond, timestamp
 from projections.catalog import TaxesReader
 from projections.documents import DocumentReader
 from projections.subscriptions import CustomersReader, SubscriptionsReader
@@ -109,28 +114,28 @@ class CurrentUsage:
 
     def __init__(self, customers: CustomersReader, subscriptions: SubscriptionsReader, plans: DocumentReader[PlanDefinition],
                  metrics: DocumentReader[Any], taxes: TaxesReader, usage: UsageReader, clock: Callable[[], datetime]) -> None:
-        self._customers = customers
-        self._subscriptions = subscriptions
-        self._plans = plans
-        self._metrics = metrics
-        self._taxes = taxes
-        self._usage = usage
-        self._clock = clock
+        self.customers = customers
+        self.subscriptions = subscriptions
+        self.plans = plans
+        self.metrics = metrics
+        self.taxes = taxes
+        self.usage = usage
+        self.clock = clock
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, external_id: str) -> None:
         organization_id = req.context.organization_id
         external_subscription_id = req.get_param("external_subscription_id")
         if not external_subscription_id:
             raise ValidationFailed({"external_subscription_id": ["value_is_mandatory"]})
-        customer = self._customers.by_key(organization_id, external_id)
+        customer = self.customers.by_key(organization_id, external_id)
         if customer is None:
             raise CustomerNotFound(key=external_id)
-        subscription = self._subscriptions.by_external_id(organization_id, external_subscription_id, "active")
+        subscription = self.subscriptions.by_external_id(organization_id, external_subscription_id, "active")
         if subscription is None or subscription.extra["customer_id"] != customer.id:
             raise NoActiveSubscription(f"no active subscription {external_subscription_id}")
-        plan = self._plans.by_id(organization_id, subscription.extra["plan_id"])
+        plan = self.plans.by_id(organization_id, subscription.extra["plan_id"])
         assert plan is not None
-        usage = self._usage.current(subscription.id, self._clock(), plan.data.amount_currency)
+        usage = self.usage.current(subscription.id, self.clock(), plan.data.amount_currency)
         if usage is None:
             raise NoActiveSubscription(f"no active subscription {external_subscription_id}")
         apply_taxes = (req.get_param("apply_taxes") or "true").lower() != "false"
@@ -140,8 +145,8 @@ class CurrentUsage:
     def _rates(self, organization_id: UUID, plan: PlanDefinition, customer_codes: Sequence[str]) -> Callable[[Charge], Decimal]:
         """Sum of tax rates a charge's fee bears: its own, else the plan's, customer's or organization's (M2)."""
         codes = {c for charge in plan.charges for c in charge.tax_codes} | set(plan.tax_codes) | set(customer_codes)
-        known = self._taxes.by_keys(organization_id, sorted(codes))
-        defaults = [d.data.rate or Decimal(0) for d in self._taxes.organization_defaults(organization_id)]
+        known = self.taxes.by_keys(organization_id, sorted(codes))
+        defaults = [d.data.rate or Decimal(0) for d in self.taxes.organization_defaults(organization_id)]
 
         def rate(charge: Charge) -> Decimal:
             for chosen in (charge.tax_codes, plan.tax_codes, customer_codes):
@@ -152,7 +157,7 @@ class CurrentUsage:
         return rate
 
     def _present(self, organization_id: UUID, usage: PeriodUsage, rates: Callable[[Charge], Decimal] | None) -> CustomerUsageObject:
-        metrics = self._metrics.many(organization_id, [c.metric_id for c in usage.charges])
+        metrics = self.metrics.many(organization_id, [c.metric_id for c in usage.charges])
         charges = []
         taxes = 0
         for charge_usage in usage.charges:
@@ -181,3 +186,124 @@ class CurrentUsage:
             issuing_date=local_end.date().isoformat(), currency=usage.currency, amount_cents=amount,
             taxes_amount_cents=taxes, total_amount_cents=amount + taxes, charges_usage=charges,
         )
+
+
+class FeeEstimateObject(msgspec.Struct):
+    """Lago's fee shape, for a fee not (yet) created: what one event would cost a pay-in-advance charge."""
+
+    lago_id: str | None
+    lago_invoice_id: str | None
+    lago_subscription_id: str
+    external_subscription_id: str
+    lago_customer_id: str
+    external_customer_id: str
+    item: dict[str, Any]
+    pay_in_advance: bool
+    invoiceable: bool
+    amount_cents: int
+    amount_currency: str
+    precise_amount: str
+    taxes_amount_cents: int
+    taxes_rate: float
+    total_amount_cents: int
+    total_amount_currency: str
+    units: str
+    events_count: int
+    event_transaction_id: str | None
+    created_at: str | None = None
+    applied_taxes: list[dict[str, Any]] = []
+
+
+class EstimateInput(msgspec.Struct, kw_only=True):
+    code: Any = None
+    external_subscription_id: Any = None
+    transaction_id: Any = None
+    timestamp: Any = None
+    properties: Any = None
+    precise_total_amount_cents: Any = None
+
+
+class EstimateEnvelope(msgspec.Struct):
+    event: EstimateInput | None = None
+
+
+_decode_estimate = msgspec.json.Decoder(EstimateEnvelope, float_hook=Decimal).decode
+
+
+class EstimateFees:
+    """What one event would add to the pay-in-advance charges of its subscription, now."""
+
+    path = "/api/v1/events/estimate_fees"
+    operations = (
+        Operation("POST", path, "Estimate the fees one event would create on pay-in-advance charges", "events",
+                  FeeEstimateObject, "fees", errors=(400, 401, 404, 422)),
+    )
+
+    def __init__(self, current: CurrentUsage) -> None:
+        self._current = current
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        try:
+            raw = _decode_estimate(req.context.body).event
+        except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            raise BadRequest(f"malformed event: {error}") from None
+        if raw is None:
+            raise BadRequest("param is missing or the value is empty or invalid: event")
+        organization_id = req.context.organization_id
+        current = self._current
+        subscription = current.subscriptions.by_external_id(organization_id, str(raw.external_subscription_id or ""), "active")
+        if subscription is None:
+            raise SubscriptionNotFound(key=raw.external_subscription_id)
+        plan = current.plans.by_id(organization_id, subscription.extra["plan_id"])
+        metric = current.metrics.by_key(organization_id, str(raw.code or ""))
+        if metric is None:
+            raise BillableMetricNotFound(key=raw.code)
+        assert plan is not None
+        charges = [c for c in plan.data.charges if c.billable_metric_id == metric.id and c.pay_in_advance]
+        if not charges:
+            raise ValidationFailed({"code": ["does_not_match_an_instant_charge"]})
+        properties = dict(raw.properties or {})
+        field_name = metric.data.field_name
+        if field_name and metric.data.aggregation_type == "sum_agg" and numeric(properties.get(field_name)) is None:
+            raise ValidationFailed({"properties": ["value_is_not_valid_number"]})
+        usage = current.usage.current(subscription.id, current.clock(), plan.data.amount_currency)
+        assert usage is not None
+        customer_id = subscription.extra["customer_id"]
+        customer = current.customers.many(organization_id, [customer_id])[customer_id]
+        fees = []
+        for charge in charges:
+            estimate = _estimate(metric.data, charge, properties, usage)
+            if estimate is None:
+                continue
+            amount, added = estimate
+            cents = fee_cents(amount, minor_unit_exponent(usage.currency))
+            fees.append(FeeEstimateObject(
+                lago_id=None, lago_invoice_id=None, lago_subscription_id=str(subscription.id),
+                external_subscription_id=subscription.data.external_id, lago_customer_id=str(customer.id),
+                external_customer_id=customer.data.external_id,
+                item={"type": "charge", "code": metric.data.code, "name": metric.data.name,
+                      "invoice_display_name": charge.invoice_display_name or metric.data.name,
+                      "lago_item_id": str(charge.id), "item_type": "BillableMetric"},
+                pay_in_advance=True, invoiceable=charge.invoiceable, amount_cents=cents,
+                amount_currency=usage.currency, precise_amount=format(amount, "f"),
+                taxes_amount_cents=0, taxes_rate=0.0, total_amount_cents=cents,
+                total_amount_currency=usage.currency, units=_units(added), events_count=1,
+                event_transaction_id=raw.transaction_id if isinstance(raw.transaction_id, str) else None,
+            ))
+        respond(resp, {"fees": fees})
+
+
+def _estimate(metric: MetricDefinition, charge: Charge, properties: dict[str, Any], usage: PeriodUsage) -> tuple[Decimal, Decimal] | None:
+    """Price of the period with the event minus without it, for the event's bucket (C10, without high-water marks)."""
+    counted = contribution(metric, charge, properties)
+    if counted is None:
+        return None
+    charge_usage = next(c for c in usage.charges if c.charge.id == charge.id)
+    bucket = next((b for b in charge_usage.buckets if b.filter_id == counted.filter_id and b.group == counted.group), None)
+    before = bucket.units if bucket is not None else Decimal(0)
+    added = Decimal(1) if metric.aggregation_type in ("count_agg", "unique_count_agg") else (counted.value or Decimal(0))
+    priced_by = bucket_properties(charge, counted.filter_id)
+    exponent = minor_unit_exponent(usage.currency)
+    with_event = price(charge.charge_model, priced_by, Usage(before + added, 1, percentage=PercentageUsage(added, 1, (added,), Decimal(0))), exponent=exponent)
+    without = price(charge.charge_model, priced_by, Usage(before, 0, percentage=PercentageUsage(Decimal(0), 0, (), Decimal(0))), exponent=exponent)
+    return max(with_event.amount - without.amount, Decimal(0)), added
