@@ -29,12 +29,12 @@ class DuplicateUsageEvents(Conflict):
 class Metering(Application[UUID]):
     name = "Metering"
 
-    def record(self, events: Sequence[UsageEvent]) -> None:
+    def record(self, events: Sequence[UsageEvent.Recorded]) -> None:
         """Store the events in one transaction, all or none (the caller has removed in-batch repeats)."""
         try:
-            self.save(*events)
+            self.recorder.insert_events([self.mapper.to_stored_event(e) for e in events])
         except IntegrityError:
-            raise DuplicateUsageEvents(self.known(e.id for e in events)) from None
+            raise DuplicateUsageEvents(self.known(e.originator_id for e in events)) from None
 
     def known(self, ids: Iterable[UUID]) -> set[UUID]:
         """Which of these events are already recorded."""

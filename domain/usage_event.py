@@ -87,8 +87,12 @@ class UsageEvent(Aggregate):
         *,
         received_at: datetime,
         expressions: Mapping[str, MetricExpression],
-    ) -> UsageEvent:
-        """Check one event as sent to the API and evaluate its metric's expression (E1, E6)."""
+    ) -> UsageEvent.Recorded:
+        """Check one event as sent to the API and evaluate its metric's expression (E1, E6).
+
+        Returns the ``Recorded`` event itself, not an aggregate: a usage event is one fact
+        and never changes, and ingestion builds tens of thousands a second.
+        """
         problems = Problems()
         transaction_id = raw.get("transaction_id")
         code = raw.get("code")
@@ -97,7 +101,12 @@ class UsageEvent(Aggregate):
         occurred_at = _timestamp(raw.get("timestamp"), received_at, problems)
         precise = _precise(raw.get("precise_total_amount_cents"), problems)
         properties = raw.get("properties") or {}
-        if not isinstance(properties, Mapping):
+        if isinstance(properties, str | bytes):
+            text = properties.decode() if isinstance(properties, bytes) else properties
+            if not text.lstrip().startswith(("{", "null")):
+                problems.add("properties", "value_is_invalid")
+            properties = text if text.lstrip().startswith("{") else "{}"
+        elif not isinstance(properties, Mapping):
             problems.add("properties", "value_is_invalid")
             properties = {}
         external_subscription_id = raw.get("external_subscription_id")
@@ -105,9 +114,9 @@ class UsageEvent(Aggregate):
             problems.add("external_subscription_id", "value_is_invalid")
         problems.raise_if_any()
         assert isinstance(transaction_id, str) and isinstance(code, str) and occurred_at is not None
-        properties = dict(properties)
         metric = expressions.get(code)
         if metric is not None:
+            properties = parse_properties(properties) if isinstance(properties, str) else dict(properties)
             try:
                 properties[metric.field_name] = metric.expression.evaluate(
                     code=code, timestamp=Decimal(str(occurred_at.timestamp())), properties=properties
@@ -115,15 +124,23 @@ class UsageEvent(Aggregate):
             except ExpressionError:
                 problems.add("expression", "evaluation_failed")
                 problems.raise_if_any()
-        return cls(
+        external = external_subscription_id or None
+        return cls.Recorded(
+            originator_id=usage_event_id(organization_id, external, transaction_id),
+            originator_version=1,
+            timestamp=received_at,
+            originator_topic=_TOPIC,
             organization_id=organization_id,
             transaction_id=transaction_id,
-            external_subscription_id=external_subscription_id or None,
+            external_subscription_id=external,
             code=code,
             occurred_at=occurred_at,
-            properties=to_json(properties),
+            properties=properties if isinstance(properties, str) else to_json(properties),
             precise_total_amount_cents=precise,
         )
+
+
+_TOPIC = f"{__name__}:UsageEvent"
 
 
 def to_json(value: Any) -> str:

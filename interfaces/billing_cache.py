@@ -26,8 +26,9 @@ class BillingCache:
         self._head = -1
         self._entries: dict[Any, Any] = {}
 
-    def get(self, key: Any, compute: Callable[[], T]) -> T:
-        head = self._freshness.head("Billing")
+    def get(self, key: Any, compute: Callable[[], T], head: int | None = None) -> T:
+        """The remembered answer for ``key`` if the Billing log is still at ``head`` (read if not given)."""
+        head = self._freshness.head("Billing") if head is None else head
         with self._lock:
             if head != self._head:
                 self._entries.clear()

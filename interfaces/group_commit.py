@@ -30,7 +30,7 @@ class GroupCommitter:
         self._thread = threading.Thread(target=self._run, name="tally-group-commit", daemon=True)
         self._thread.start()
 
-    def submit(self, event: UsageEvent) -> Future[Outcome]:
+    def submit(self, event: UsageEvent.Recorded) -> Future[Outcome]:
         future: Future[Outcome] = Future()
         self._queue.put((event, future))
         return future
@@ -52,7 +52,7 @@ class GroupCommitter:
                         future.set_exception(error)
 
     def _commit(self, group: list[tuple[UsageEvent, Future[Outcome]]]) -> None:
-        events = list({event.id: event for event, _ in reversed(group)}.values())  # first of each id wins
+        events = list({event.originator_id: event for event, _ in reversed(group)}.values())  # first of each id wins
         duplicates: set[object] = set()
         while events:
             try:
@@ -62,11 +62,11 @@ class GroupCommitter:
                 if not refused.ids:
                     raise
                 duplicates |= refused.ids
-                events = [e for e in events if e.id not in duplicates]
+                events = [e for e in events if e.originator_id not in duplicates]
         answered: set[object] = set()
         for event, future in group:
-            if event.id in duplicates or event.id in answered:
+            if event.originator_id in duplicates or event.originator_id in answered:
                 future.set_result("duplicate")
             else:
-                answered.add(event.id)
+                answered.add(event.originator_id)
                 future.set_result("stored")

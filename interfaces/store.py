@@ -53,7 +53,7 @@ from projections.subscriptions import (
 )
 from projections.events import EventsReader
 from projections.freshness import Freshness
-from projections.usage import Usage, UsageView
+from projections.usage import USAGE_READS, Usage, UsageView
 from projections.usage_reader import UsageReader
 from projections.organizations import Organizations, OrganizationsReader, OrganizationsView
 from projections.projection import Projection
@@ -100,6 +100,7 @@ def application_env(url: str, *, create_table: bool = False, pool_size: int = 5)
         "POSTGRES_MAX_OVERFLOW": str(pool_size * 2),
         "POSTGRES_CONNECT_TIMEOUT": "10",
         "CREATE_TABLE": "y" if create_table else "n",
+        "METERING_APPLICATION_RECORDER_TOPIC": "interfaces.metering_recorder:MeteringRecorder",
     }
 
 
@@ -116,10 +117,6 @@ def all_projections() -> list[Projection[Any]]:
         Subscriptions(SubscriptionsView()),
         Usage(UsageView()),
     ]
-
-
-# The catalog views the usage projection reads; they are brought up to each Billing page first.
-USAGE_READS = ("organizations", "billable_metrics", "plans", "customers", "subscriptions")
 
 
 def _projectors(apps: dict[str, Application[Any]], pool: ConnectionPool[Any], page_size: int) -> list[Projector]:

@@ -9,7 +9,7 @@ from uuid import UUID
 from eventsourcing.persistence import Tracking
 from psycopg import sql
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from domain.add_on import AddOn
 from domain.billable_metric import BillableMetric
@@ -85,5 +85,17 @@ class TaxesReader(DocumentReader[TaxDefinition]):
     """Taxes, plus the organization's default ones (``applied_to_organization``)."""
 
     def organization_defaults(self, organization_id: UUID) -> list[Document[TaxDefinition]]:
-        documents, _ = self.page(organization_id, 0, 1000, [(sql.SQL("applied_to_organization"), [])])
-        return sorted(documents, key=lambda d: d.created_at)
+        return self.applicable(organization_id, ())[1]
+
+    def applicable(self, organization_id: UUID, codes: Sequence[str]) -> tuple[dict[str, Document[TaxDefinition]], list[Document[TaxDefinition]]]:
+        """In one read: the live taxes with these codes, and the organization's default taxes."""
+        self.fresh()
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                self._select + sql.SQL(" WHERE organization_id = %s AND deleted_at IS NULL "
+                                       "AND (key = ANY(%s) OR applied_to_organization) ORDER BY created_at"),
+                [organization_id, list(codes)],
+            ).fetchall()
+        documents = [self._document(row) for row in rows]
+        return ({d.key: d for d in documents if d.key in codes},
+                [d for d in documents if d.extra["applied_to_organization"]])

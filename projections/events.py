@@ -15,7 +15,7 @@ from domain.periods import Period
 from domain.usage import contribution
 from domain.usage_event import parse_properties
 from projections.freshness import Freshness
-from projections.usage import contexts_by_keys, place
+from projections.usage import USAGE_READS, contexts_by_keys, place
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,7 @@ class EventsReader:
 
     def explain(self, event: StoredUsageEvent) -> Explanation:
         """The same routing the usage projection applies, told in words."""
+        self._freshness.wait(USAGE_READS)
         if not event.external_subscription_id:
             return Explanation(reason="the event names no external_subscription_id")
         with self._pool.connection() as conn:

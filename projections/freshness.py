@@ -8,7 +8,10 @@ when no other process holds them (SKIP LOCKED), else poll briefly while the work
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -26,6 +29,18 @@ class ProjectionsBehind(Exception):
         super().__init__(f"projections {', '.join(names)} still behind after {timeout:g}s")
 
 
+@dataclass
+class ReadScope:
+    """One read-only request's view of the logs: heads at its start, views known to cover them."""
+
+    heads: dict[str, int]
+    targets: dict[str, int]
+    fresh: set[str] = field(default_factory=set)
+
+
+_scope: ContextVar[ReadScope | None] = ContextVar("tally_read_scope", default=None)
+
+
 class Freshness:
     """Makes reads wait for the views they use to reach the log heads seen at their start."""
 
@@ -34,13 +49,40 @@ class Freshness:
         self._projectors = {p.name + "/" + p.log.application: p for p in projectors}
         self._timeout = timeout
 
+    @contextmanager
+    def read_scope(self) -> Iterator[ReadScope]:
+        """For a request that writes nothing: one query at its start answers every freshness
+        question it asks later (heads cannot matter to it beyond those seen at its start)."""
+        state = self._state(frozenset(p.name for p in self._projectors.values()))
+        scope = ReadScope(
+            heads={key.split("/")[1]: head for key, _, head in state},
+            targets={key: head for key, _, head in state},
+            fresh={key for key, position, head in state if position >= head},
+        )
+        token = _scope.set(scope)
+        try:
+            yield scope
+        finally:
+            _scope.reset(token)
+
     def wait(self, names: Iterable[str]) -> None:
         wanted = frozenset(names)
         if not wanted:
             return
-        targets = {key: head for key, position, head in self._state(wanted) if position < head}
-        if not targets:
+        scope = _scope.get()
+        if scope is not None:
+            keys = {k for k in self._projectors if k.split("/")[0] in wanted}
+            targets = {k: scope.targets[k] for k in keys - scope.fresh if k in scope.targets}
+            if targets:
+                self._catch_up(wanted, targets)
+            scope.fresh |= keys
             return
+        targets = {key: head for key, position, head in self._state(wanted) if position < head}
+        if targets:
+            self._catch_up(wanted, targets)
+
+    def _catch_up(self, wanted: frozenset[str], targets: dict[str, int]) -> None:
+        """Project inline what no one else is projecting; poll while others do; give up at the bound."""
         deadline = time.monotonic() + self._timeout
         delay = 0.0005
         while True:
@@ -56,7 +98,10 @@ class Freshness:
             delay = min(delay * 2, 0.05)
 
     def head(self, application: str) -> int:
-        """The position of an application's log right now (one index-only read)."""
+        """The position of an application's log at the start of the current read, else right now."""
+        scope = _scope.get()
+        if scope is not None and application in scope.heads:
+            return scope.heads[application]
         table = next(p.log.table for p in self._projectors.values() if p.log.application == application)
         with self._pool.connection() as conn:
             return int(conn.execute(self._head_query(table)).fetchone()[0])

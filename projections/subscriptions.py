@@ -99,11 +99,11 @@ class Due:
 class SubscriptionsReader(DocumentReader[SubscriptionTerms]):
     def by_external_id(self, organization_id: UUID, external_id: str, status: str) -> Document[SubscriptionTerms] | None:
         """The newest subscription with this (current or former) external id and status."""
-        documents, _ = self.page(
-            organization_id, 0, 1,
-            [(sql.SQL("%s = ANY(keys)"), [external_id]), (sql.SQL("status = %s"), [status])],
+        self.fresh()
+        return self._one(
+            sql.SQL("organization_id = %s AND %s = ANY(keys) AND status = %s ORDER BY created_at DESC LIMIT 1"),
+            [organization_id, external_id, status],
         )
-        return documents[0] if documents else None
 
     def of_customer(self, organization_id: UUID, customer_id: UUID) -> list[Document[SubscriptionTerms]]:
         documents, _ = self.page(organization_id, 0, 10_000, [(sql.SQL("customer_id = %s"), [customer_id])])

@@ -39,6 +39,8 @@ from projections.projection import Projection, View
 # The period key of recurring usage from before the subscription started (year 1, before any period).
 CARRY_IN = datetime(1, 1, 1, tzinfo=UTC)
 _ROWS = 2_000  # events per recompute batch
+# The catalog views this projection reads; the store brings them up to each Billing page first.
+USAGE_READS = ("organizations", "billable_metrics", "plans", "customers", "subscriptions")
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class SubscriptionContext:
     timezone: str
     interval: str
     charges: tuple[tuple[Charge, MetricDefinition], ...]
+    currency: str = "USD"
+    tax_codes: tuple[str, ...] = ()
 
     def codes(self) -> set[str]:
         return {metric.code for _, metric in self.charges}
@@ -429,9 +433,13 @@ def _dumps(value: Any) -> str:
 
 # --- reading the catalog the router needs --------------------------------------------------
 
+# One round trip: the subscription, its plan, timezones and the live metrics its charges use.
 _CONTEXT_QUERY = """
 SELECT s.id, s.organization_id, s.keys, s.started_at, s.terminated_at, s.data, s.status,
-       p.data, c.data->>'timezone', o.settings->>'timezone'
+       p.data, c.data->>'timezone', o.settings->>'timezone',
+       (SELECT coalesce(jsonb_object_agg(m.id, m.data), '{{}}'::jsonb) FROM billable_metrics m
+        WHERE m.deleted_at IS NULL AND m.id IN (
+            SELECT (charge->>'billable_metric_id')::uuid FROM jsonb_array_elements(p.data->'charges') charge))
 FROM subscriptions s
 JOIN plans p ON p.id = s.plan_id
 JOIN customers c ON c.id = s.customer_id
@@ -464,23 +472,17 @@ def contexts_by_id(cursor: Any, ids: Sequence[UUID]) -> list[SubscriptionContext
 
 
 def _contexts(cursor: Any, rows: Sequence[Any]) -> list[SubscriptionContext]:
-    plans = {row[0]: msgspec.convert(row[7], PlanDefinition) for row in rows}
-    metric_ids = list({c.billable_metric_id for plan in plans.values() for c in plan.charges})
-    metrics = {
-        row[0]: msgspec.convert(row[1], MetricDefinition)
-        for row in cursor.execute(
-            "SELECT id, data FROM billable_metrics WHERE id = ANY(%s) AND deleted_at IS NULL", (metric_ids,)
-        ).fetchall()
-    } if metric_ids else {}
     contexts = []
-    for sid, organization_id, keys, started_at, terminated_at, terms, _, _, customer_tz, organization_tz in rows:
-        plan = plans[sid]
+    for sid, organization_id, keys, started_at, terminated_at, terms, _, plan_data, customer_tz, organization_tz, found in rows:
+        plan = msgspec.convert(plan_data, PlanDefinition)
+        metrics = {UUID(k): msgspec.convert(v, MetricDefinition) for k, v in found.items()}
         interval = "monthly" if plan.bill_charges_monthly and plan.interval in ("yearly", "semiannual") else plan.interval
         contexts.append(SubscriptionContext(
             id=sid, organization_id=organization_id, keys=tuple(keys), started_at=started_at,
             terminated_at=terminated_at, terms=msgspec.convert(terms, SubscriptionTerms),
             timezone=customer_tz or organization_tz or "UTC", interval=interval,
             charges=tuple((c, metrics[c.billable_metric_id]) for c in plan.charges if c.billable_metric_id in metrics),
+            currency=plan.amount_currency, tax_codes=plan.tax_codes,
         ))
     return contexts
 

@@ -25,7 +25,7 @@ from domain.pricing import PercentageUsage, Price, Usage, fee_cents, price
 from domain.subscription import billing_period
 from domain.usage import NO_FILTER, Stats, bucket_properties, merge, units
 from projections.freshness import Freshness
-from projections.usage import CARRY_IN, SubscriptionContext, contexts_by_id
+from projections.usage import CARRY_IN, USAGE_READS, SubscriptionContext, contexts_by_id
 
 
 @dataclass(frozen=True)
@@ -77,9 +77,21 @@ class UsageReader:
         self._pool = pool
         self._freshness = freshness
 
-    def current(self, subscription_id: UUID, at: datetime, currency: str) -> PeriodUsage | None:
+    def locate(self, organization_id: UUID, customer: str, subscription: str) -> tuple[UUID, tuple[str, ...], UUID | None] | None:
+        """A customer by (current or former) external id, its tax codes, and its active subscription with that id."""
+        self._freshness.wait(["customers", "subscriptions"])
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT c.id, c.data->'tax_codes', s.id FROM customers c "
+                "LEFT JOIN subscriptions s ON s.customer_id = c.id AND s.status = 'active' AND %s = ANY(s.keys) "
+                "WHERE c.organization_id = %s AND %s = ANY(c.keys) AND c.deleted_at IS NULL LIMIT 1",
+                (subscription, organization_id, customer),
+            ).fetchone()
+        return None if row is None else (row[0], tuple(row[1] or ()), row[2])
+
+    def current(self, subscription_id: UUID, at: datetime) -> PeriodUsage | None:
         """Usage of the charge period containing ``at``, including every event acknowledged so far."""
-        self._freshness.wait(["usage"])
+        self._freshness.wait(["usage", *USAGE_READS])
         with self._pool.connection() as conn:
             contexts = contexts_by_id(conn.cursor(), [subscription_id])
             if not contexts:
@@ -90,9 +102,10 @@ class UsageReader:
                 subscription_at=context.terms.subscription_at, started_at=context.started_at,
                 timezone=context.timezone, at=max(at, context.started_at),
             )
-            return self._usage(conn, context, period, currency)
+            return self._usage(conn, context, period)
 
-    def _usage(self, conn: Any, context: SubscriptionContext, period: Period, currency: str) -> PeriodUsage:
+    def _usage(self, conn: Any, context: SubscriptionContext, period: Period) -> PeriodUsage:
+        currency = context.currency
         rows = conn.execute(
             "SELECT charge_id, period_start, filter_id, group_key, events_count, value_sum, value_max, latest_value, "
             "weighted_moment, prorated_sum, amount_sum, rest_clamped FROM usage_aggregates "
@@ -109,7 +122,7 @@ class UsageReader:
             else:
                 carried[key] = merge(carried[key], stats)
         uniques = self._unique_counts(conn, context, period)
-        heads = self._heads(conn, context.id, period)
+        heads = self._heads(conn, context.id, period) if any(c.charge_model == "percentage" for c, _ in context.charges) else {}
         exponent = minor_unit_exponent(currency)
         days = max(local_days(period, context.timezone), 1)
         charges = []

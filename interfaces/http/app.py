@@ -83,8 +83,7 @@ def create_app(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> falcon.App:
     cache = BillingCache(readers.freshness)
-    app = falcon.App(middleware=[Authentication(lambda secret: cache.get(("key", secret), lambda: billing.authenticate(secret)),
-                                                max_body_bytes)])
+    app = falcon.App(middleware=[Authentication(billing.authenticate, cache, readers.freshness, max_body_bytes)])
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_qs_csv = False
     errors.register(app)

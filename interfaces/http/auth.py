@@ -1,4 +1,5 @@
-"""Bearer-key authentication and body limits, applied to every routed /api/v1 request."""
+"""Per-request groundwork for every routed /api/v1 request: the caller's key, a read scope,
+and the body within its size limit."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from uuid import UUID
 import falcon
 
 from domain.errors import Unauthenticated
+from interfaces.billing_cache import BillingCache
 from interfaces.http.wire import read_body
+from projections.freshness import Freshness
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_READS = frozenset({"GET", "HEAD"})
 
 
 class Authentication:
@@ -19,18 +23,40 @@ class Authentication:
 
     Like Lago, the scheme word is not checked: the second whitespace-separated token is
     the key. Resources marked ``public = True`` (health, the OpenAPI document) skip it.
+    A read-only request gets a read scope: one query at its start fixes the log heads
+    its answers must include, and serves every freshness check (and the key cache) after.
+    A writing request reads the Billing head once, for the key and expression caches.
     """
 
-    def __init__(self, authenticate: Callable[[str], UUID], max_body_bytes: int) -> None:
+    def __init__(self, authenticate: Callable[[str], UUID], cache: BillingCache, freshness: Freshness,
+                 max_body_bytes: int) -> None:
         self._authenticate = authenticate
+        self._cache = cache
+        self._freshness = freshness
         self._max_body_bytes = max_body_bytes
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict[str, Any]) -> None:
         if resource is None:
             return
-        if not getattr(resource, "public", False):
-            parts = (req.get_header("Authorization") or "").split()
-            if len(parts) < 2:
-                raise Unauthenticated("missing API key")
-            req.context.organization_id = self._authenticate(parts[1])
+        if getattr(resource, "public", False):
+            req.context.body = b""
+            return
+        if req.method in _READS:
+            scope = self._freshness.read_scope()
+            scope.__enter__()
+            req.context.read_scope = scope
+        req.context.billing_head = self._freshness.head("Billing")
+        parts = (req.get_header("Authorization") or "").split()
+        if len(parts) < 2:
+            raise Unauthenticated("missing API key")
+        secret = parts[1]
+        req.context.organization_id = self._cache.get(
+            ("key", secret), lambda: self._authenticate(secret), head=req.context.billing_head
+        )
         req.context.body = read_body(req, self._max_body_bytes) if req.method in _BODY_METHODS else b""
+
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource: Any, succeeded: bool) -> None:
+        scope = getattr(req.context, "read_scope", None)
+        if scope is not None:
+            req.context.read_scope = None
+            scope.__exit__(None, None, None)

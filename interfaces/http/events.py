@@ -32,11 +32,13 @@ MAX_BATCH = 100
 
 
 class EventInput(msgspec.Struct, kw_only=True):
+    """Loose on purpose: the domain names each wrong field in Lago's codes."""
+
     transaction_id: Any = None
     external_subscription_id: Any = None
     code: Any = None
     timestamp: Any = None
-    properties: Any = None
+    properties: msgspec.Raw = msgspec.Raw(b"null")  # kept as sent: exact numbers, no re-encoding
     precise_total_amount_cents: Any = None
 
 
@@ -79,8 +81,7 @@ _decode_batch = msgspec.json.Decoder(BatchEnvelope, float_hook=Decimal).decode
 
 
 def milliseconds(moment: datetime) -> str:
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _raw(properties: Any) -> Any:
@@ -88,14 +89,14 @@ def _raw(properties: Any) -> Any:
     return msgspec.Raw((properties if isinstance(properties, str) else to_json(properties or {})).encode())
 
 
-def present_new(event: UsageEvent) -> EventObject:
+def present_new(event: UsageEvent.Recorded) -> EventObject:
     return EventObject(
-        lago_id=str(event.id), transaction_id=event.transaction_id, lago_customer_id=None, code=event.code,
+        lago_id=str(event.originator_id), transaction_id=event.transaction_id, lago_customer_id=None, code=event.code,
         timestamp=milliseconds(event.occurred_at),
         precise_total_amount_cents=None if event.precise_total_amount_cents is None else format(event.precise_total_amount_cents, "f"),
         properties=_raw(event.properties),
         lago_subscription_id=None, external_subscription_id=event.external_subscription_id,
-        created_at=milliseconds(event.created_on),
+        created_at=milliseconds(event.timestamp),
     )
 
 
@@ -123,8 +124,8 @@ class Ingestion:
         self._cache = cache
         self._clock = clock
 
-    def expressions(self, organization_id: UUID) -> Mapping[str, MetricExpression]:
-        return self._cache.get(("expressions", organization_id), lambda: self._load(organization_id))
+    def expressions(self, organization_id: UUID, head: int | None = None) -> Mapping[str, MetricExpression]:
+        return self._cache.get(("expressions", organization_id), lambda: self._load(organization_id), head=head)
 
     def _load(self, organization_id: UUID) -> dict[str, MetricExpression]:
         from domain.expression import compile_expression
@@ -136,13 +137,10 @@ class Ingestion:
             if d.data.expression and d.data.field_name
         }
 
-    def receive(self, organization_id: UUID, raw: EventInput, expressions: Mapping[str, MetricExpression]) -> UsageEvent:
-        return UsageEvent.receive(
-            organization_id,
-            {f: getattr(raw, f) for f in raw.__struct_fields__},
-            received_at=self._clock(),
-            expressions=expressions,
-        )
+    def receive(self, organization_id: UUID, raw: EventInput, expressions: Mapping[str, MetricExpression]) -> UsageEvent.Recorded:
+        fields = {f: getattr(raw, f) for f in raw.__struct_fields__}
+        fields["properties"] = bytes(raw.properties) if bytes(raw.properties) != b"null" else None
+        return UsageEvent.receive(organization_id, fields, received_at=self._clock(), expressions=expressions)
 
 
 def _decode(decode: Callable[[bytes], Any], body: bytes, root: str) -> Any:
@@ -180,7 +178,8 @@ class EventCollection:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         raw = _decode(_decode_single, req.context.body, "event")
         organization_id = req.context.organization_id
-        event = self._ingestion.receive(organization_id, raw, self._ingestion.expressions(organization_id))
+        expressions = self._ingestion.expressions(organization_id, req.context.billing_head)
+        event = self._ingestion.receive(organization_id, raw, expressions)
         if self._committer.submit(event).result() == "duplicate":
             raise ValidationFailed({"transaction_id": ["value_already_exist"]})
         respond(resp, {"event": present_new(event)})
@@ -224,9 +223,9 @@ class EventBatch:
         if len(raws) > MAX_BATCH:
             raise ValidationFailed({"events": ["too_many_events"]})
         organization_id = req.context.organization_id
-        expressions = self._ingestion.expressions(organization_id)
+        expressions = self._ingestion.expressions(organization_id, req.context.billing_head)
         errors: dict[str, Any] = {}
-        events: list[UsageEvent] = []
+        events: list[UsageEvent.Recorded] = []
         seen: dict[UUID, int] = {}
         for index, raw in enumerate(raws):
             try:
@@ -234,10 +233,10 @@ class EventBatch:
             except ValidationFailed as refused:
                 errors[str(index)] = refused.details
                 continue
-            if event.id in seen:
+            if event.originator_id in seen:
                 errors[str(index)] = {"transaction_id": ["value_already_exist"]}
                 continue
-            seen[event.id] = index
+            seen[event.originator_id] = index
             events.append(event)
         if errors:
             raise ValidationFailed(errors)

@@ -127,42 +127,38 @@ class CurrentUsage:
         external_subscription_id = req.get_param("external_subscription_id")
         if not external_subscription_id:
             raise ValidationFailed({"external_subscription_id": ["value_is_mandatory"]})
-        customer = self.customers.by_key(organization_id, external_id)
-        if customer is None:
+        found = self.usage.locate(organization_id, external_id, external_subscription_id)
+        if found is None:
             raise CustomerNotFound(key=external_id)
-        subscription = self.subscriptions.by_external_id(organization_id, external_subscription_id, "active")
-        if subscription is None or subscription.extra["customer_id"] != customer.id:
-            raise NoActiveSubscription(f"no active subscription {external_subscription_id}")
-        plan = self.plans.by_id(organization_id, subscription.extra["plan_id"])
-        assert plan is not None
-        usage = self.usage.current(subscription.id, self.clock(), plan.data.amount_currency)
+        _, customer_tax_codes, subscription_id = found
+        usage = self.usage.current(subscription_id, self.clock()) if subscription_id is not None else None
         if usage is None:
             raise NoActiveSubscription(f"no active subscription {external_subscription_id}")
         apply_taxes = (req.get_param("apply_taxes") or "true").lower() != "false"
-        rates = self._rates(organization_id, plan.data, customer.data.tax_codes) if apply_taxes else None
-        respond(resp, {"customer_usage": self._present(organization_id, usage, rates)})
+        rates = self._rates(organization_id, usage, customer_tax_codes) if apply_taxes else None
+        respond(resp, {"customer_usage": self._present(usage, rates)})
 
-    def _rates(self, organization_id: UUID, plan: PlanDefinition, customer_codes: Sequence[str]) -> Callable[[Charge], Decimal]:
+    def _rates(self, organization_id: UUID, usage: PeriodUsage, customer_codes: Sequence[str]) -> Callable[[Charge], Decimal]:
         """Sum of tax rates a charge's fee bears: its own, else the plan's, customer's or organization's (M2)."""
-        codes = {c for charge in plan.charges for c in charge.tax_codes} | set(plan.tax_codes) | set(customer_codes)
-        known = self.taxes.by_keys(organization_id, sorted(codes))
-        defaults = [d.data.rate or Decimal(0) for d in self.taxes.organization_defaults(organization_id)]
+        plan_codes = usage.context.tax_codes
+        codes = {c for charge in usage.charges for c in charge.charge.tax_codes} | set(plan_codes) | set(customer_codes)
+        known, defaults = self.taxes.applicable(organization_id, sorted(codes))
+        default_rate = sum((d.data.rate or Decimal(0) for d in defaults), Decimal(0))
 
         def rate(charge: Charge) -> Decimal:
-            for chosen in (charge.tax_codes, plan.tax_codes, customer_codes):
+            for chosen in (charge.tax_codes, plan_codes, customer_codes):
                 if chosen:
                     return sum((known[c].data.rate or Decimal(0) for c in chosen if c in known), Decimal(0))
-            return sum(defaults, Decimal(0))
+            return default_rate
 
         return rate
 
-    def _present(self, organization_id: UUID, usage: PeriodUsage, rates: Callable[[Charge], Decimal] | None) -> CustomerUsageObject:
-        metrics = self.metrics.many(organization_id, [c.metric_id for c in usage.charges])
+    def _present(self, usage: PeriodUsage, rates: Callable[[Charge], Decimal] | None) -> CustomerUsageObject:
         charges = []
         taxes = 0
         for charge_usage in usage.charges:
             charge = charge_usage.charge
-            metric = metrics.get(charge_usage.metric_id)
+            metric = charge_usage.metric
             if rates is not None:
                 taxes += int((Decimal(charge_usage.amount_cents) * rates(charge) / 100).quantize(Decimal(1), ROUND_HALF_UP))
             charges.append(ChargeUsageObject(
@@ -173,8 +169,8 @@ class CurrentUsage:
                 amount_currency=usage.currency,
                 charge={"lago_id": str(charge.id), "code": charge.code, "charge_model": charge.charge_model,
                         "invoice_display_name": charge.invoice_display_name},
-                billable_metric={"lago_id": str(charge_usage.metric_id), "name": metric.data.name if metric else None,
-                                 "code": charge_usage.metric.code, "aggregation_type": charge_usage.metric.aggregation_type},
+                billable_metric={"lago_id": str(charge_usage.metric_id), "name": metric.name, "code": metric.code,
+                                 "aggregation_type": metric.aggregation_type},
                 filters=_filters(charge_usage, charge_usage.buckets),
                 grouped_usage=_groups(charge_usage),
             ))
@@ -266,7 +262,7 @@ class EstimateFees:
         field_name = metric.data.field_name
         if field_name and metric.data.aggregation_type == "sum_agg" and numeric(properties.get(field_name)) is None:
             raise ValidationFailed({"properties": ["value_is_not_valid_number"]})
-        usage = current.usage.current(subscription.id, current.clock(), plan.data.amount_currency)
+        usage = current.usage.current(subscription.id, current.clock())
         assert usage is not None
         customer_id = subscription.extra["customer_id"]
         customer = current.customers.many(organization_id, [customer_id])[customer_id]
