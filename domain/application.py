@@ -8,7 +8,7 @@ application (docs/adr/0004), so their writes never queue behind these.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID
 
@@ -35,6 +35,16 @@ class Billing(SubscriptionCommands, Application[UUID]):
     """The write side of everything but usage events."""
 
     name = "Billing"
+
+    def __init__(self, env: Any = None) -> None:
+        super().__init__(env)
+        self.observers: list[Callable[[], None]] = []  # told after every save, e.g. to drop caches
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        recordings = super().save(*objs, **kwargs)
+        for observer in self.observers:
+            observer()
+        return recordings
 
     # --- organizations -------------------------------------------------------------------
 

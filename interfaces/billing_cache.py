@@ -1,42 +1,68 @@
-"""Answers derived from the Billing log, reused until the log moves on.
+"""Answers derived from the Billing log, reused until the log moves on (docs/adr/0013).
 
 Authenticating a key and finding the expressions of an organization's metrics each read
-the store; on the ingestion path they would cost more than the event itself. Both only
-change when the Billing log does, so one read of its head (an index-only query) decides
-whether the remembered answers still hold. Any Billing write invalidates everything,
-which keeps a revoked key refused from the next request on.
+the store; on the ingestion path either would cost as much as storing the event. Both only
+change when the Billing log does. A listener thread LISTENs on the log's channel (the
+library NOTIFYs on every Billing write) and drops every remembered answer when a write
+lands; writes made by this process drop them at once, before the writer's call returns.
+While the listener is not connected, nothing is remembered.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from projections.freshness import Freshness
+import psycopg
+from psycopg import sql
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
 class BillingCache:
-    def __init__(self, freshness: Freshness, max_entries: int = 10_000) -> None:
-        self._freshness = freshness
+    def __init__(self, conninfo: str | None, channel: str = "billing_events", max_entries: int = 10_000) -> None:
         self._max_entries = max_entries
         self._lock = threading.Lock()
-        self._head = -1
         self._entries: dict[Any, Any] = {}
+        self._generation = 0
+        self._listening = threading.Event()
+        if conninfo is not None:
+            threading.Thread(target=self._listen, args=(conninfo, channel), name="tally-billing-cache", daemon=True).start()
 
-    def get(self, key: Any, compute: Callable[[], T], head: int | None = None) -> T:
-        """The remembered answer for ``key`` if the Billing log is still at ``head`` (read if not given)."""
-        head = self._freshness.head("Billing") if head is None else head
+    def invalidate(self) -> None:
+        """Forget everything: the Billing log has moved on."""
         with self._lock:
-            if head != self._head:
-                self._entries.clear()
-                self._head = head
-            elif key in self._entries:
+            self._generation += 1
+            self._entries.clear()
+
+    def get(self, key: Any, compute: Callable[[], T]) -> T:
+        """The remembered answer for ``key``, or ``compute()``'s (remembered if nothing changed meanwhile)."""
+        with self._lock:
+            if key in self._entries:
                 return self._entries[key]  # type: ignore[no-any-return]
+            generation = self._generation
         value = compute()
         with self._lock:
-            if self._head == head and len(self._entries) < self._max_entries:
+            if self._listening.is_set() and generation == self._generation and len(self._entries) < self._max_entries:
                 self._entries[key] = value
         return value
+
+    def _listen(self, conninfo: str, channel: str) -> None:
+        while True:
+            try:
+                with psycopg.connect(conninfo, autocommit=True, application_name="tally-billing-cache") as conn:
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                    self.invalidate()  # writes made while not listening are unknown
+                    self._listening.set()
+                    for _ in conn.notifies():
+                        self.invalidate()
+            except Exception:
+                log.warning("billing cache listener lost its connection; caching paused", exc_info=True)
+            finally:
+                self._listening.clear()
+                self.invalidate()
+            threading.Event().wait(1.0)

@@ -97,20 +97,6 @@ class Freshness:
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
 
-    def head(self, application: str) -> int:
-        """The position of an application's log at the start of the current read, else right now."""
-        scope = _scope.get()
-        if scope is not None and application in scope.heads:
-            return scope.heads[application]
-        table = next(p.log.table for p in self._projectors.values() if p.log.application == application)
-        with self._pool.connection() as conn:
-            return int(conn.execute(self._head_query(table)).fetchone()[0])
-
-    @staticmethod
-    @lru_cache(maxsize=8)
-    def _head_query(table: str) -> sql.Composed:
-        return sql.SQL("SELECT coalesce(max(notification_id), 0) FROM {}").format(sql.Identifier(table))
-
     def lags(self) -> dict[str, int]:
         """Events each projection still has to process, summed over the logs it follows."""
         lags: dict[str, int] = {}

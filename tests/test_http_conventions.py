@@ -161,3 +161,24 @@ def test_pages_cover_the_collection_exactly(page: int, per_page: int, total: int
     assert (meta["total_pages"] - 1) * per_page < total <= meta["total_pages"] * per_page
     assert meta["next_page"] is None or meta["next_page"] <= meta["total_pages"]
     assert (meta["prev_page"] is None) == (page == 1)
+
+
+def test_remembered_keys_are_forgotten_when_the_billing_log_moves(store: Store, database_url: str, org: IssuedKey) -> None:
+    """With the listening cache, a key revoked here is refused at once, one revoked elsewhere within moments."""
+    from domain.application import Billing
+    from interfaces.http.app import create_app
+    from interfaces.store import application_env
+    from tests.conftest import wait_until
+
+    api = falcon.testing.TestClient(create_app(store.billing, store.metering, store.readers, cache_listens_to=database_url))
+    spare = store.billing.issue_api_key(org.organization_id, "spare")
+    wait_until(lambda: api.simulate_get(ORGANIZATIONS, headers=bearer(org)).status_code == 200)
+    assert api.simulate_get(ORGANIZATIONS, headers=bearer(spare)).status_code == 200
+
+    store.billing.revoke_api_key(org.key_id)
+    assert api.simulate_get(ORGANIZATIONS, headers=bearer(org)).status_code == 401
+
+    elsewhere = Billing(env=application_env(database_url))
+    elsewhere.revoke_api_key(spare.key_id)
+    wait_until(lambda: api.simulate_get(ORGANIZATIONS, headers=bearer(spare)).status_code == 401, timeout=5)
+    elsewhere.close()

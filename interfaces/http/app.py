@@ -81,8 +81,12 @@ def create_app(
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    cache_listens_to: str | None = None,
 ) -> falcon.App:
-    cache = BillingCache(readers.freshness)
+    """The API. With ``cache_listens_to`` (a conninfo), keys and expressions are remembered
+    until the Billing log changes; without, they are read for every request."""
+    cache = BillingCache(cache_listens_to)
+    billing.observers.append(cache.invalidate)
     app = falcon.App(middleware=[Authentication(billing.authenticate, cache, readers.freshness, max_body_bytes)])
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_qs_csv = False
@@ -93,6 +97,7 @@ def create_app(
         readers.subscriptions, readers.customers, readers.plans, customer_presenter, plan_presenter, clock
     )
     ingestion = Ingestion(readers.billable_metrics, cache, clock)
+    committer = GroupCommitter(metering)
     current_usage = CurrentUsage(readers.customers, readers.subscriptions, readers.plans, readers.billable_metrics,
                                  readers.taxes, readers.usage, clock)
     subscription_parts = (billing, readers.subscriptions, readers.customers, readers.plans, subscription_presenter, clock)
@@ -113,8 +118,8 @@ def create_app(
         CustomerSubscriptions(*subscription_parts),
         current_usage,
         EstimateFees(current_usage),
-        EventCollection(ingestion, GroupCommitter(metering), readers.events),
-        EventBatch(ingestion, metering),
+        EventCollection(ingestion, committer, readers.events),
+        EventBatch(ingestion, committer),
         EventMember(readers.events, clock),
     ]
     operations = [op for resource in resources for op in resource.operations]

@@ -24,8 +24,8 @@ class Authentication:
     Like Lago, the scheme word is not checked: the second whitespace-separated token is
     the key. Resources marked ``public = True`` (health, the OpenAPI document) skip it.
     A read-only request gets a read scope: one query at its start fixes the log heads
-    its answers must include, and serves every freshness check (and the key cache) after.
-    A writing request reads the Billing head once, for the key and expression caches.
+    its answers must include, and serves every freshness check after. Keys are remembered
+    until the Billing log changes (docs/adr/0013).
     """
 
     def __init__(self, authenticate: Callable[[str], UUID], cache: BillingCache, freshness: Freshness,
@@ -45,14 +45,11 @@ class Authentication:
             scope = self._freshness.read_scope()
             scope.__enter__()
             req.context.read_scope = scope
-        req.context.billing_head = self._freshness.head("Billing")
         parts = (req.get_header("Authorization") or "").split()
         if len(parts) < 2:
             raise Unauthenticated("missing API key")
         secret = parts[1]
-        req.context.organization_id = self._cache.get(
-            ("key", secret), lambda: self._authenticate(secret), head=req.context.billing_head
-        )
+        req.context.organization_id = self._cache.get(("key", secret), lambda: self._authenticate(secret))
         req.context.body = read_body(req, self._max_body_bytes) if req.method in _BODY_METHODS else b""
 
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource: Any, succeeded: bool) -> None:

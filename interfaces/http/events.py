@@ -1,8 +1,8 @@
 """Usage events over Lago's API (reference §2.5): ingest one or a batch, list, show.
 
 Every 200 means the event is committed in the Metering log (unlike Lago's asynchronous
-path). Single events from concurrent requests are group-committed; a batch is one
-transaction, all or nothing. Beyond Lago, ``GET /events/{transaction_id}`` says whether
+path). Concurrent requests, single events and batches alike, are group-committed; a batch
+stays all or nothing. Beyond Lago, ``GET /events/{transaction_id}`` says whether
 and where the event counts, or why it does not.
 """
 
@@ -18,7 +18,6 @@ import falcon
 import msgspec
 
 from domain.errors import NotFound, ValidationFailed
-from domain.metering import DuplicateUsageEvents, Metering
 from domain.usage_event import MetricExpression, UsageEvent, to_json
 from interfaces.billing_cache import BillingCache
 from interfaces.group_commit import GroupCommitter
@@ -124,8 +123,8 @@ class Ingestion:
         self._cache = cache
         self._clock = clock
 
-    def expressions(self, organization_id: UUID, head: int | None = None) -> Mapping[str, MetricExpression]:
-        return self._cache.get(("expressions", organization_id), lambda: self._load(organization_id), head=head)
+    def expressions(self, organization_id: UUID) -> Mapping[str, MetricExpression]:
+        return self._cache.get(("expressions", organization_id), lambda: self._load(organization_id))
 
     def _load(self, organization_id: UUID) -> dict[str, MetricExpression]:
         from domain.expression import compile_expression
@@ -178,9 +177,9 @@ class EventCollection:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         raw = _decode(_decode_single, req.context.body, "event")
         organization_id = req.context.organization_id
-        expressions = self._ingestion.expressions(organization_id, req.context.billing_head)
+        expressions = self._ingestion.expressions(organization_id)
         event = self._ingestion.receive(organization_id, raw, expressions)
-        if self._committer.submit(event).result() == "duplicate":
+        if self._committer.store([event]):
             raise ValidationFailed({"transaction_id": ["value_already_exist"]})
         respond(resp, {"event": present_new(event)})
 
@@ -212,9 +211,9 @@ class EventBatch:
                   EventObject, "events", errors=(400, 401, 422)),
     )
 
-    def __init__(self, ingestion: Ingestion, metering: Metering) -> None:
+    def __init__(self, ingestion: Ingestion, committer: GroupCommitter) -> None:
         self._ingestion = ingestion
-        self._metering = metering
+        self._committer = committer
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         raws = _decode(_decode_batch, req.context.body, "events")
@@ -223,7 +222,7 @@ class EventBatch:
         if len(raws) > MAX_BATCH:
             raise ValidationFailed({"events": ["too_many_events"]})
         organization_id = req.context.organization_id
-        expressions = self._ingestion.expressions(organization_id, req.context.billing_head)
+        expressions = self._ingestion.expressions(organization_id)
         errors: dict[str, Any] = {}
         events: list[UsageEvent.Recorded] = []
         seen: dict[UUID, int] = {}
@@ -240,10 +239,9 @@ class EventBatch:
             events.append(event)
         if errors:
             raise ValidationFailed(errors)
-        try:
-            self._metering.record(events)
-        except DuplicateUsageEvents as refused:
-            raise ValidationFailed({str(seen[i]): {"transaction_id": ["value_already_exist"]} for i in refused.ids}) from None
+        repeated = self._committer.store(events)
+        if repeated:
+            raise ValidationFailed({str(seen[i]): {"transaction_id": ["value_already_exist"]} for i in sorted(repeated, key=seen.__getitem__)})
         respond(resp, {"events": [present_new(e) for e in events]})
 
 
