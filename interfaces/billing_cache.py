@@ -52,16 +52,22 @@ class BillingCache:
         return value
 
     def _listen(self, conninfo: str, channel: str) -> None:
+        failing = False
         while True:
             try:
                 with psycopg.connect(conninfo, autocommit=True, application_name="tally-billing-cache") as conn:
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
                     self.invalidate()  # writes made while not listening are unknown
                     self._listening.set()
+                    if failing:
+                        log.info("billing cache listener reconnected")
+                    failing = False
                     for _ in conn.notifies():
                         self.invalidate()
-            except Exception:
-                log.warning("billing cache listener lost its connection; caching paused", exc_info=True)
+            except Exception as error:  # one line per outage, not per retry
+                if not failing:
+                    log.warning("billing cache listener lost its connection; caching paused: %s", str(error).splitlines()[0])
+                failing = True
             finally:
                 self._listening.clear()
                 self.invalidate()
