@@ -3,6 +3,10 @@
 At the start of a read we note each log's head: every write acknowledged before the read
 began is at or below it. If a view is behind its head we project the missing pages inline
 when no other process holds them (SKIP LOCKED), else poll briefly while the worker does.
+
+A hot read may instead fetch that state in the same statement as its data
+(``state_column``, then ``settle``): one snapshot holds both, so when the views cover the
+heads in it, the data read beside them is current, and the check cost no round trip.
 """
 
 from __future__ import annotations
@@ -31,11 +35,20 @@ class ProjectionsBehind(Exception):
 
 @dataclass
 class ReadScope:
-    """One read-only request's view of the logs: heads at its start, views known to cover them."""
+    """One read-only request's view of the logs: heads when it first asked, views known to cover them."""
 
-    heads: dict[str, int]
-    targets: dict[str, int]
+    heads: dict[str, int] = field(default_factory=dict)
+    targets: dict[str, int] = field(default_factory=dict)
     fresh: set[str] = field(default_factory=set)
+    loaded: bool = False
+
+    def load(self, state: Iterable[tuple[str, int, int]]) -> None:
+        for key, position, head in state:
+            self.heads[key.split("/")[1]] = head
+            self.targets[key] = head
+            if position >= head:
+                self.fresh.add(key)
+        self.loaded = True
 
 
 _scope: ContextVar[ReadScope | None] = ContextVar("tally_read_scope", default=None)
@@ -48,17 +61,38 @@ class Freshness:
         self._pool = pool
         self._projectors = {p.name + "/" + p.log.application: p for p in projectors}
         self._timeout = timeout
+        self._all = frozenset(p.name for p in projectors)
+
+    def state_column(self) -> sql.Composable:
+        """A scalar subquery giving every view's position and its log's head, to select beside data."""
+        return sql.SQL("(SELECT jsonb_agg(jsonb_build_array(s.projection, s.application, s.position, s.head)) FROM ({}) s)").format(
+            self._query(self._all)
+        )
+
+    def settle(self, names: Iterable[str], state: Sequence[Sequence[Any]] | None) -> bool:
+        """Given ``state_column``'s value, read in the same statement as some data: True when the
+        views named covered every acknowledged write in it (the data is current); else the
+        caller ``wait``s and reads again."""
+        rows = [(f"{projection}/{application}", int(position), int(head)) for projection, application, position, head in state or ()]
+        scope = _scope.get()
+        if scope is not None and not scope.loaded:
+            scope.load(rows)
+        wanted = frozenset(names)
+        keys = {key for key, _, _ in rows if key.split("/")[0] in wanted}
+        for key, position, head in rows:
+            target = scope.targets.get(key, head) if scope is not None else head
+            if key in keys and position < target:
+                return False
+        if scope is not None:
+            scope.fresh |= keys
+        return True
 
     @contextmanager
     def read_scope(self) -> Iterator[ReadScope]:
-        """For a request that writes nothing: one query at its start answers every freshness
-        question it asks later (heads cannot matter to it beyond those seen at its start)."""
-        state = self._state(frozenset(p.name for p in self._projectors.values()))
-        scope = ReadScope(
-            heads={key.split("/")[1]: head for key, _, head in state},
-            targets={key: head for key, _, head in state},
-            fresh={key for key, position, head in state if position >= head},
-        )
+        """For a request that writes nothing: one state, read at its first freshness question
+        (or with its first data), answers every later one (heads cannot matter to it beyond
+        those seen by then, and every write acknowledged before it began is below them)."""
+        scope = ReadScope()
         token = _scope.set(scope)
         try:
             yield scope
@@ -71,6 +105,8 @@ class Freshness:
             return
         scope = _scope.get()
         if scope is not None:
+            if not scope.loaded:
+                scope.load(self._state(self._all))
             keys = {k for k in self._projectors if k.split("/")[0] in wanted}
             targets = {k: scope.targets[k] for k in keys - scope.fresh if k in scope.targets}
             if targets:
@@ -100,7 +136,7 @@ class Freshness:
     def lags(self) -> dict[str, int]:
         """Events each projection still has to process, summed over the logs it follows."""
         lags: dict[str, int] = {}
-        for key, position, head in self._state(frozenset(p.name for p in self._projectors.values())):
+        for key, position, head in self._state(self._all):
             name = key.split("/")[0]
             lags[name] = lags.get(name, 0) + max(head - position, 0)
         return lags
@@ -108,7 +144,7 @@ class Freshness:
     def _state(self, wanted: frozenset[str]) -> list[tuple[str, int, int]]:
         query = self._query(wanted)
         with self._pool.connection() as conn:
-            rows = conn.execute(query, (list(wanted),)).fetchall()
+            rows = conn.execute(query).fetchall()
         return [(f"{projection}/{application}", position, head) for projection, application, position, head in rows]
 
     @lru_cache(maxsize=64)  # noqa: B019 - one entry per distinct set of views, for the process lifetime
@@ -124,5 +160,5 @@ class Freshness:
             "WITH heads(application, head) AS ({}) "
             "SELECT t.projection, t.application, t.position, h.head "
             "FROM projection_tracking t JOIN heads h USING (application) "
-            "WHERE t.projection = ANY(%s)"
-        ).format(heads)
+            "WHERE t.projection = ANY({}::text[])"
+        ).format(heads, sql.Literal(sorted(wanted)))

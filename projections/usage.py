@@ -459,7 +459,7 @@ def contexts_by_keys(cursor: Any, wanted: Iterable[tuple[UUID, str | None]]) -> 
     ).fetchall()
     asked = set(pairs)
     found: dict[tuple[UUID, str], list[SubscriptionContext]] = defaultdict(list)
-    for context in _contexts(cursor, rows):
+    for context in contexts_from_rows(cursor, rows):
         for key in context.keys:
             if (context.organization_id, key) in asked:
                 found[(context.organization_id, key)].append(context)
@@ -468,10 +468,10 @@ def contexts_by_keys(cursor: Any, wanted: Iterable[tuple[UUID, str | None]]) -> 
 
 def contexts_by_id(cursor: Any, ids: Sequence[UUID]) -> list[SubscriptionContext]:
     rows = cursor.execute(sql.SQL(_CONTEXT_QUERY).format(sql.SQL("s.id = ANY(%s)")), (list(ids),)).fetchall()
-    return _contexts(cursor, rows)
+    return contexts_from_rows(cursor, rows)
 
 
-def _contexts(cursor: Any, rows: Sequence[Any]) -> list[SubscriptionContext]:
+def contexts_from_rows(cursor: Any, rows: Sequence[Any]) -> list[SubscriptionContext]:
     contexts = []
     for sid, organization_id, keys, started_at, terminated_at, terms, _, plan_data, customer_tz, organization_tz, found in rows:
         plan = msgspec.convert(plan_data, PlanDefinition)

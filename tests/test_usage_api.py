@@ -303,3 +303,35 @@ def test_c11_prorated_seats_added_late_in_the_month(api_at: falcon.testing.TestC
     meter.send({"seats": 10}, at=APRIL + 20 * DAY)
 
     assert meter.charge()["amount_cents"] == 10000
+
+
+def test_taxes_follow_charge_then_plan_then_customer_then_organization(api_at: falcon.testing.TestClient, tenant: IssuedKey) -> None:
+    """M2's selection on current usage: the most specific tax codes win; ``apply_taxes=false`` leaves them out."""
+    meter = Meter(api_at, tenant, {"aggregation_type": "count_agg"}, standard("1"))
+    for code, rate, default in (("org", "10", True), ("cus", "20", False), ("chg", "5", False)):
+        meter.call("POST", "taxes", {"tax": {"name": code, "code": code, "rate": rate, "applied_to_organization": default}})
+    for _ in range(10):
+        meter.send()
+
+    def taxes(query: str = "") -> tuple[int, int, int]:
+        body = meter.call("GET", f"customers/cus/current_usage?external_subscription_id=sub{query}")["customer_usage"]
+        return body["amount_cents"], body["taxes_amount_cents"], body["total_amount_cents"]
+
+    assert taxes() == (1000, 100, 1100)
+    meter.call("POST", "customers", {"customer": {"external_id": "cus", "tax_codes": ["cus"]}})
+    assert taxes() == (1000, 200, 1200)
+    plan = meter.call("GET", "plans/p")["plan"]
+    meter.call("PUT", "plans/p", {"plan": {"charges": [
+        {"id": plan["charges"][0]["lago_id"], "billable_metric_id": meter.metric["lago_id"], **standard("1"), "tax_codes": ["chg"]}]}})
+    assert taxes() == (1000, 50, 1050)
+    assert taxes("&apply_taxes=false") == (1000, 0, 1000)
+
+
+def test_current_usage_finds_a_renamed_customer_by_either_external_id(api_at: falcon.testing.TestClient, tenant: IssuedKey) -> None:
+    meter = Meter(api_at, tenant, {"aggregation_type": "count_agg"}, standard("1"))
+    meter.send()
+    meter.call("PUT", "customers/cus", {"customer": {"external_id": "cus-renamed"}})
+
+    for name in ("cus", "cus-renamed"):
+        body = meter.call("GET", f"customers/{name}/current_usage?external_subscription_id=sub")["customer_usage"]
+        assert body["amount_cents"] == 100

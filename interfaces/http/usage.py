@@ -6,7 +6,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
-from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import falcon
@@ -27,7 +26,7 @@ from interfaces.http.wire import BadRequest, respond, timestamp
 from projections.catalog import TaxesReader
 from projections.documents import DocumentReader
 from projections.subscriptions import CustomersReader, SubscriptionsReader
-from projections.usage_reader import BucketUsage, ChargeUsage, PeriodUsage, UsageReader
+from projections.usage_reader import BucketUsage, ChargeUsage, CustomerUsageRead, PeriodUsage, UsageReader
 
 
 class NoActiveSubscription(NotAllowed):
@@ -103,6 +102,21 @@ def _groups(usage: ChargeUsage) -> list[dict[str, Any]]:
     ]
 
 
+def _rates(usage: PeriodUsage, read: CustomerUsageRead) -> Callable[[Charge], Decimal]:
+    """Sum of tax rates a charge's fee bears: its own, else the plan's, customer's or organization's (M2)."""
+    plan_codes = usage.context.tax_codes
+    customer_codes = read.customer_tax_codes
+    default_rate = sum((read.tax_rates[c] for c in read.default_tax_codes), Decimal(0))
+
+    def rate(charge: Charge) -> Decimal:
+        for chosen in (charge.tax_codes, plan_codes, customer_codes):
+            if chosen:
+                return sum((read.tax_rates[c] for c in chosen if c in read.tax_rates), Decimal(0))
+        return default_rate
+
+    return rate
+
+
 class CurrentUsage:
     path = "/api/v1/customers/{external_id}/current_usage"
     operations = (
@@ -127,31 +141,14 @@ class CurrentUsage:
         external_subscription_id = req.get_param("external_subscription_id")
         if not external_subscription_id:
             raise ValidationFailed({"external_subscription_id": ["value_is_mandatory"]})
-        found = self.usage.locate(organization_id, external_id, external_subscription_id)
+        found = self.usage.customer_usage(organization_id, external_id, external_subscription_id, self.clock())
         if found is None:
             raise CustomerNotFound(key=external_id)
-        _, customer_tax_codes, subscription_id = found
-        usage = self.usage.current(subscription_id, self.clock()) if subscription_id is not None else None
-        if usage is None:
+        if found.usage is None:
             raise NoActiveSubscription(f"no active subscription {external_subscription_id}")
         apply_taxes = (req.get_param("apply_taxes") or "true").lower() != "false"
-        rates = self._rates(organization_id, usage, customer_tax_codes) if apply_taxes else None
-        respond(resp, {"customer_usage": self._present(usage, rates)})
-
-    def _rates(self, organization_id: UUID, usage: PeriodUsage, customer_codes: Sequence[str]) -> Callable[[Charge], Decimal]:
-        """Sum of tax rates a charge's fee bears: its own, else the plan's, customer's or organization's (M2)."""
-        plan_codes = usage.context.tax_codes
-        codes = {c for charge in usage.charges for c in charge.charge.tax_codes} | set(plan_codes) | set(customer_codes)
-        known, defaults = self.taxes.applicable(organization_id, sorted(codes))
-        default_rate = sum((d.data.rate or Decimal(0) for d in defaults), Decimal(0))
-
-        def rate(charge: Charge) -> Decimal:
-            for chosen in (charge.tax_codes, plan_codes, customer_codes):
-                if chosen:
-                    return sum((known[c].data.rate or Decimal(0) for c in chosen if c in known), Decimal(0))
-            return default_rate
-
-        return rate
+        rates = _rates(found.usage, found) if apply_taxes else None
+        respond(resp, {"customer_usage": self._present(found.usage, rates)})
 
     def _present(self, usage: PeriodUsage, rates: Callable[[Charge], Decimal] | None) -> CustomerUsageObject:
         charges = []
