@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -35,8 +34,6 @@ def serve(url: str, bind: str) -> None:
     max_body = int(os.environ.get("TALLY_MAX_BODY_BYTES", str(DEFAULT_MAX_BODY_BYTES)))
 
     def factory() -> Any:
-        if os.environ.get("TALLY_SWITCH_INTERVAL"):
-            sys.setswitchinterval(float(os.environ["TALLY_SWITCH_INTERVAL"]))
         store = open_store(url, role="api", pool_size=threads + 2)
         return create_app(store.billing, store.metering, store.readers, max_body_bytes=max_body, cache_listens_to=url)
 
