@@ -434,17 +434,21 @@ def _dumps(value: Any) -> str:
 # --- reading the catalog the router needs --------------------------------------------------
 
 # One round trip: the subscription, its plan, timezones and the live metrics its charges use.
-_CONTEXT_QUERY = """
-SELECT s.id, s.organization_id, s.keys, s.started_at, s.terminated_at, s.data, s.status,
+# A subscription's routing context; needs ``s`` subscriptions, ``p`` plans, ``c`` customers, ``o`` organizations.
+# Formatted with psycopg's ``sql.SQL``, hence the doubled braces.
+CONTEXT_COLUMNS = """s.id, s.organization_id, s.keys, s.started_at, s.terminated_at, s.data, s.status,
        p.data, c.data->>'timezone', o.settings->>'timezone',
        (SELECT coalesce(jsonb_object_agg(m.id, m.data), '{{}}'::jsonb) FROM billable_metrics m
         WHERE m.deleted_at IS NULL AND m.id IN (
-            SELECT (charge->>'billable_metric_id')::uuid FROM jsonb_array_elements(p.data->'charges') charge))
+            SELECT (charge->>'billable_metric_id')::uuid FROM jsonb_array_elements(p.data->'charges') charge))"""
+
+_CONTEXT_QUERY = f"""
+SELECT {CONTEXT_COLUMNS}
 FROM subscriptions s
 JOIN plans p ON p.id = s.plan_id
 JOIN customers c ON c.id = s.customer_id
 JOIN organizations o ON o.id = s.organization_id
-WHERE s.started_at IS NOT NULL AND {}
+WHERE s.started_at IS NOT NULL AND {{}}
 """
 
 

@@ -26,7 +26,7 @@ from domain.pricing import PercentageUsage, Price, Usage, fee_cents, price
 from domain.subscription import billing_period
 from domain.usage import NO_FILTER, Stats, bucket_properties, merge, units
 from projections.freshness import Freshness
-from projections.usage import CARRY_IN, USAGE_READS, SubscriptionContext, contexts_by_id, contexts_from_rows
+from projections.usage import CARRY_IN, CONTEXT_COLUMNS, USAGE_READS, SubscriptionContext, contexts_by_id, contexts_from_rows
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,8 @@ class CustomerUsageRead:
     default_tax_codes: tuple[str, ...]
 
 
-_CUSTOMER_USAGE_QUERY = """
-SELECT {state}, q.* FROM (SELECT 1) one LEFT JOIN LATERAL (
+_CUSTOMER_USAGE_QUERY = f"""
+SELECT {{state}}, q.* FROM (SELECT 1) one LEFT JOIN LATERAL (
 SELECT c.id, c.data->'tax_codes',
        (SELECT coalesce(jsonb_agg(jsonb_build_array(t.key, t.data->>'rate', t.applied_to_organization)
                                   ORDER BY t.created_at), '[]'::jsonb)
@@ -93,11 +93,7 @@ SELECT c.id, c.data->'tax_codes',
        x.*
 FROM customers c
 LEFT JOIN LATERAL (
-    SELECT s.id, s.organization_id, s.keys, s.started_at, s.terminated_at, s.data, s.status,
-           p.data, c.data->>'timezone', o.settings->>'timezone',
-           (SELECT coalesce(jsonb_object_agg(m.id, m.data), '{{}}'::jsonb) FROM billable_metrics m
-             WHERE m.deleted_at IS NULL AND m.id IN (
-                 SELECT (charge->>'billable_metric_id')::uuid FROM jsonb_array_elements(p.data->'charges') charge))
+    SELECT {CONTEXT_COLUMNS}
     FROM subscriptions s
     JOIN plans p ON p.id = s.plan_id
     JOIN organizations o ON o.id = s.organization_id
