@@ -2,32 +2,40 @@
 
 from __future__ import annotations
 
+import falcon.testing
 import psycopg
 import pytest
 
 from domain.api_key import IssuedKey
 from interfaces.store import NotMigrated, Store, migrate, open_store
-from tests.conftest import database_in
+from tests.conftest import bearer, database_in
 
 
+@pytest.mark.parametrize("table", ["billing_events", "metering_events"])
 @pytest.mark.parametrize(
     "statement",
     [
-        "UPDATE billing_events SET topic = 'tampered'",
-        "UPDATE billing_events SET state = ''::bytea WHERE false",
-        "DELETE FROM billing_events",
-        "TRUNCATE billing_events",
+        "UPDATE {} SET topic = 'tampered'",
+        "UPDATE {} SET state = ''::bytea WHERE false",
+        "DELETE FROM {}",
+        "TRUNCATE {}",
     ],
 )
-def test_stored_events_cannot_be_changed_or_removed(database_url: str, org: IssuedKey, statement: str) -> None:
-    """UPDATE, DELETE and TRUNCATE on an events table fail, even when they would touch no row."""
+def test_stored_events_cannot_be_changed_or_removed(
+    database_url: str, client: falcon.testing.TestClient, org: IssuedKey, table: str, statement: str
+) -> None:
+    """UPDATE, DELETE and TRUNCATE on either events table fail, even when they would touch no row."""
+    sent = client.simulate_post("/api/v1/events", headers=bearer(org),
+                                json={"event": {"transaction_id": "t1", "code": "calls", "external_subscription_id": "s"}})
+    assert sent.status_code == 200, sent.text
+    digest = f"SELECT count(*), md5(string_agg(state::text, '' ORDER BY notification_id)) FROM {table}"
     with psycopg.connect(database_url, autocommit=True) as conn:
-        before = conn.execute("SELECT count(*), md5(string_agg(state::text, '' ORDER BY notification_id)) FROM billing_events").fetchone()
+        before = conn.execute(digest).fetchone()
 
         with pytest.raises(psycopg.errors.RestrictViolation, match="stored events are immutable"):
-            conn.execute(statement)
+            conn.execute(statement.format(table))
 
-        after = conn.execute("SELECT count(*), md5(string_agg(state::text, '' ORDER BY notification_id)) FROM billing_events").fetchone()
+        after = conn.execute(digest).fetchone()
     assert before == after and before[0] > 0
 
 
