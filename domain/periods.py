@@ -79,6 +79,12 @@ def local_days(period: Period, timezone: str) -> int:
     return (period.ends_at.astimezone(zone).date() - period.starts_at.astimezone(zone).date()).days
 
 
+def local_day_start(moment: datetime, timezone: str, *, days_later: int = 0) -> datetime:
+    """The first instant (UTC) of ``moment``'s local day, or of the day ``days_later`` after it."""
+    zone = _zone(timezone)
+    return _first_instant(_aware("moment", moment).astimezone(zone).date() + timedelta(days=days_later), zone)
+
+
 def full_period_days(moment: datetime, *, interval: str, billing_time: str, anchor: datetime, timezone: str) -> int:
     """Local days of the unclamped period containing ``moment``, the divisor of the daily price (Lago P4)."""
     schedule = _Schedule.of(interval, billing_time, anchor, timezone)
