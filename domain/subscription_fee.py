@@ -14,11 +14,13 @@ Termination credits for plans paid in advance are the same computation over the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 from domain.periods import Period, local_day_start
+
+_INSTANT = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,14 @@ def local_days_between(starts_at: datetime, ends_at: datetime, timezone: str) ->
     return max((ends_at.astimezone(zone).date() - starts_at.astimezone(zone).date()).days, 0)
 
 
+def _last_billed_day_end(terminated_at: datetime, timezone: str, upgraded: bool) -> datetime:
+    """Where billing stops: after the termination day (a termination exactly at midnight ends the day
+    before), or at the start of an upgrade day, which the new plan bills."""
+    if upgraded:
+        return local_day_start(terminated_at, timezone)
+    return local_day_start(terminated_at - _INSTANT, timezone, days_later=1)
+
+
 def billed_window(
     period: Period,
     *,
@@ -70,7 +80,7 @@ def billed_window(
         starts_at = max(starts_at, local_day_start(trial_ends_at, timezone))
     ends_at = period.ends_at
     if terminated_at is not None:
-        last = local_day_start(terminated_at, timezone, days_later=0 if upgraded else 1)
+        last = _last_billed_day_end(terminated_at, timezone, upgraded)
         ends_at = min(ends_at, last)
     if ends_at <= starts_at:
         return None
@@ -82,7 +92,7 @@ def unused_window(
     period: Period, *, period_days: int, timezone: str, terminated_at: datetime, upgraded: bool = False
 ) -> FeeWindow | None:
     """The days of an in-advance ``period`` left after a termination, which are credited back (P5, P6)."""
-    starts_at = local_day_start(terminated_at, timezone, days_later=0 if upgraded else 1)
+    starts_at = _last_billed_day_end(terminated_at, timezone, upgraded)
     starts_at = max(starts_at, period.starts_at)
     if starts_at >= period.ends_at:
         return None

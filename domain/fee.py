@@ -1,0 +1,101 @@
+"""Fees: one priced line of an invoice, and the taxes it bears (semantics M1, M2, I3).
+
+A fee is a value inside its invoice: created with it, replaced when a draft is refreshed,
+never edited. Its amount is rounded once, when it is priced; its taxes are computed from
+that amount with the rates chosen for it (charge → plan → customer → organization).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from uuid import UUID
+
+from domain.errors import NotFound
+
+FEE_TYPES = ("subscription", "charge", "add_on", "commitment")
+_HUNDRED = Decimal(100)
+
+
+class FeeNotFound(NotFound):
+    resource = "fee"
+
+
+@dataclass(frozen=True)
+class AppliedTax:
+    """A tax as it was when the fee was priced: later edits to the tax change no issued fee."""
+
+    tax_id: UUID
+    code: str
+    name: str
+    rate: Decimal
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Fee:
+    id: UUID
+    fee_type: str
+    item_id: UUID  # the plan (subscription fee), billable metric (charge) or add-on
+    item_code: str
+    item_name: str
+    amount_cents: int
+    precise_amount_cents: Decimal
+    units: Decimal
+    currency: str
+    from_at: datetime | None = None
+    to_at: datetime | None = None
+    subscription_id: UUID | None = None
+    charge_id: UUID | None = None
+    charge_filter_id: UUID | None = None
+    invoice_display_name: str | None = None
+    filter_display_name: str | None = None
+    grouped_by: tuple[tuple[str, str], ...] = ()
+    events_count: int = 0
+    unit_amount_cents: int = 0
+    precise_unit_amount: Decimal = Decimal(0)
+    pay_in_advance: bool = False
+    invoiceable: bool = True
+    description: str | None = None
+    taxes: tuple[AppliedTax, ...] = ()
+    amount_details: tuple[tuple[str, str], ...] = ()  # model-specific figures, as text (e.g. tiers)
+    days: int | None = None  # subscription fees: local days billed …
+    period_days: int | None = None  # … out of the full period's
+    trial: bool = False
+    usage: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # what was priced: aggregate figures, as text
+
+    @property
+    def taxes_rate(self) -> Decimal:
+        return sum((t.rate for t in self.taxes), Decimal(0))
+
+    @property
+    def taxes_precise_amount_cents(self) -> Decimal:
+        return Decimal(self.amount_cents) * self.taxes_rate / _HUNDRED
+
+    @property
+    def taxes_amount_cents(self) -> int:
+        """The fee's tax, rounded once over all its rates (M2)."""
+        return round_cents(self.taxes_precise_amount_cents)
+
+    @property
+    def total_amount_cents(self) -> int:
+        return self.amount_cents + self.taxes_amount_cents
+
+    @property
+    def is_empty(self) -> bool:
+        """Zero units, zero amount and no events: not kept on an invoice (I3)."""
+        return self.units == 0 and self.amount_cents == 0 and self.events_count == 0
+
+
+def round_cents(amount: Decimal) -> int:
+    return int(amount.to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def choose_taxes(*candidates: Sequence[AppliedTax]) -> tuple[AppliedTax, ...]:
+    """The first non-empty set of taxes, most specific first (M2's selection)."""
+    for taxes in candidates:
+        if taxes:
+            return tuple(taxes)
+    return ()

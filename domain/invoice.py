@@ -1,0 +1,300 @@
+"""Invoices: draft → finalized → voided, numbered when finalized, with where they came from (semantics I1–I4).
+
+An invoice is issued as a draft with its fees and the provenance of its figures: the log positions
+its usage was read at and a digest of every input, so it can be derived again from the log
+and compared. A draft may be refreshed (new fees, new provenance) until it is finalized;
+a finalized invoice changes only by voiding, payment status and metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain import identity
+from domain.errors import NotAllowed, NotFound, ValidationFailed
+from domain.fee import AppliedTax, Fee, round_cents
+
+DRAFT, FINALIZED, VOIDED, DELETED = "draft", "finalized", "voided", "deleted"
+INVOICE_TYPES = ("subscription", "add_on", "credit", "one_off", "advance_charges", "progressive_billing")
+PAYMENT_STATUSES = ("pending", "succeeded", "failed")
+INVOICING_REASONS = ("subscription_starting", "subscription_periodic", "subscription_terminating", "in_advance_charge")
+
+
+class InvoiceNotFound(NotFound):
+    resource = "invoice"
+
+
+class InvoiceNotDraft(NotAllowed):
+    code = "not_draft"
+
+
+class InvoiceNotVoidable(NotAllowed):
+    code = "not_voidable"
+
+
+class InvoiceVoided(NotAllowed):
+    code = "update_on_voided_invoice"
+
+
+@dataclass(frozen=True)
+class BillingPeriod:
+    """What one subscription's part of the invoice covers (Lago's ``billing_periods`` entry)."""
+
+    subscription_id: UUID
+    external_subscription_id: str
+    plan_id: UUID
+    subscription_from_at: datetime | None
+    subscription_to_at: datetime | None
+    charges_from_at: datetime | None
+    charges_to_at: datetime | None
+    invoicing_reason: str
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where the figures came from: log positions read at, and a digest of every input."""
+
+    billing_position: int
+    metering_position: int
+    digest: str
+    plan_version: int | None = None
+
+
+@dataclass(frozen=True)
+class TaxLine:
+    """One tax over the whole invoice: the unrounded sum over its fees, rounded for display (M2)."""
+
+    tax_id: UUID
+    code: str
+    name: str
+    rate: Decimal
+    description: str | None
+    fees_amount_cents: int
+    precise_amount_cents: Decimal
+
+    @property
+    def amount_cents(self) -> int:
+        return round_cents(self.precise_amount_cents)
+
+
+@dataclass(frozen=True)
+class Totals:
+    fees_amount_cents: int
+    coupons_amount_cents: int
+    taxes_amount_cents: int
+    credit_notes_amount_cents: int
+    prepaid_credit_amount_cents: int
+
+    @property
+    def sub_total_excluding_taxes_amount_cents(self) -> int:
+        return self.fees_amount_cents - self.coupons_amount_cents
+
+    @property
+    def sub_total_including_taxes_amount_cents(self) -> int:
+        return self.sub_total_excluding_taxes_amount_cents + self.taxes_amount_cents
+
+    @property
+    def total_amount_cents(self) -> int:
+        return self.sub_total_including_taxes_amount_cents - self.credit_notes_amount_cents - self.prepaid_credit_amount_cents
+
+
+def tax_lines(fees: Sequence[Fee]) -> tuple[TaxLine, ...]:
+    """Per tax, the unrounded sum over the fees bearing it (M2), in the order taxes first appear."""
+    lines: dict[UUID, tuple[AppliedTax, int, Decimal]] = {}
+    for fee in fees:
+        for tax in fee.taxes:
+            _, base, precise = lines.get(tax.tax_id, (tax, 0, Decimal(0)))
+            lines[tax.tax_id] = (tax, base + fee.amount_cents, precise + Decimal(fee.amount_cents) * tax.rate / 100)
+    return tuple(TaxLine(t.tax_id, t.code, t.name, t.rate, t.description, base, precise) for t, base, precise in lines.values())
+
+
+def totals(fees: Sequence[Fee]) -> Totals:
+    """I4 without coupons, credit notes and wallets (none exist yet): taxes rounded once over the invoice."""
+    taxes = round_cents(sum((line.precise_amount_cents for line in tax_lines(fees)), Decimal(0)))
+    return Totals(sum(f.amount_cents for f in fees), 0, taxes, 0, 0)
+
+
+def digest(inputs: Mapping[str, Any]) -> str:
+    """A stable SHA-256 of an invoice's inputs: equal inputs give equal digests on any machine."""
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str, separators=(",", ":")).encode()).hexdigest()
+
+
+def document_prefix(organization_name: str, organization_id: UUID) -> str:
+    """Lago's default number prefix: three letters of the name and the id's last four characters (I2)."""
+    letters = "".join(c for c in identity.slugify(organization_name).upper() if c.isalnum())[:3] or "INV"
+    return f"{letters}-{str(organization_id)[-4:].upper()}"
+
+
+def invoice_number(prefix: str, customer_sequence: int, invoice_sequence: int) -> str:
+    """Per-customer numbering (I2): ``<PREFIX>-<customer number>-<invoice number>``, three digits at least."""
+    return f"{prefix}-{customer_sequence:03d}-{invoice_sequence:03d}"
+
+
+class Invoice(Aggregate):
+    """One bill to one customer in one currency."""
+
+    @staticmethod
+    def create_id(organization_id: UUID, key: str) -> UUID:
+        """Deterministic: the same close (subscription and boundary) always names the same invoice."""
+        return identity.scoped_id(organization_id, "invoice", key)
+
+    @event("Issued")
+    def __init__(
+        self,
+        organization_id: UUID,
+        key: str,
+        customer_id: UUID,
+        invoice_type: str,
+        currency: str,
+        status: str,
+        issuing_date: date,
+        payment_due_date: date,
+        net_payment_term: int,
+        billing_periods: tuple[BillingPeriod, ...],
+        fees: tuple[Fee, ...],
+        provenance: Provenance,
+        expected_finalization_date: date | None,
+    ) -> None:
+        self.organization_id = organization_id
+        self.key = key
+        self.customer_id = customer_id
+        self.invoice_type = invoice_type
+        self.currency = currency
+        self.status = status
+        self.issuing_date = issuing_date
+        self.payment_due_date = payment_due_date
+        self.net_payment_term = net_payment_term
+        self.billing_periods = billing_periods
+        self.fees = fees
+        self.provenance = provenance
+        self.expected_finalization_date = expected_finalization_date
+        self.number: str | None = None
+        self.sequential_id: int | None = None
+        self.finalized_at: datetime | None = None
+        self.voided_at: datetime | None = None
+        self.payment_status = "pending"
+        self.metadata: dict[str, str | None] = {}
+        self.file_key: str | None = None
+        self.totals = totals(fees)
+
+    @classmethod
+    def issue(
+        cls,
+        *,
+        organization_id: UUID,
+        key: str,
+        customer_id: UUID,
+        invoice_type: str,
+        currency: str,
+        issuing_date: date,
+        net_payment_term: int,
+        billing_periods: Sequence[BillingPeriod],
+        fees: Sequence[Fee],
+        provenance: Provenance,
+        expected_finalization_date: date | None = None,
+    ) -> Invoice:
+        return cls(
+            organization_id=organization_id,
+            key=key,
+            customer_id=customer_id,
+            invoice_type=invoice_type,
+            currency=currency,
+            status=DRAFT,
+            issuing_date=issuing_date,
+            payment_due_date=issuing_date + timedelta(days=net_payment_term),
+            net_payment_term=net_payment_term,
+            billing_periods=tuple(billing_periods),
+            fees=tuple(f for f in fees if not f.is_empty),
+            provenance=provenance,
+            expected_finalization_date=expected_finalization_date,
+        )
+
+    @property
+    def total_due_amount_cents(self) -> int:
+        if self.status == VOIDED or self.payment_status == "succeeded":
+            return 0
+        return self.totals.total_amount_cents
+
+    def refresh(self, fees: Sequence[Fee], provenance: Provenance) -> None:
+        """A draft takes the fees computed again (late events, changed prices); others stay as issued."""
+        if self.status != DRAFT:
+            return
+        kept = tuple(f for f in fees if not f.is_empty)
+        if kept != self.fees or provenance.digest != self.provenance.digest:
+            self._refreshed(fees=kept, provenance=provenance)
+
+    @event("Refreshed")
+    def _refreshed(self, fees: tuple[Fee, ...], provenance: Provenance) -> None:
+        self.fees = fees
+        self.provenance = provenance
+        self.totals = totals(fees)
+
+    def finalize(self, *, number: str, sequential_id: int, at: datetime) -> None:
+        """Number and freeze a draft; issued invoices without a grace period are finalized in the same save."""
+        if self.status != DRAFT:
+            raise InvoiceNotDraft(f"invoice {self.id} is {self.status}")
+        self._finalized(number=number, sequential_id=sequential_id, finalized_at=at)
+
+    @event("Finalized")
+    def _finalized(self, number: str, sequential_id: int, finalized_at: datetime) -> None:
+        self.status = FINALIZED
+        self.number = number
+        self.sequential_id = sequential_id
+        self.finalized_at = finalized_at
+        self.expected_finalization_date = None
+        if self.totals.total_amount_cents <= 0:
+            self.payment_status = "succeeded"
+
+    def void(self, at: datetime) -> None:
+        if self.status != FINALIZED:
+            raise InvoiceNotVoidable(f"invoice {self.id} is {self.status}")
+        self._voided(voided_at=at)
+
+    @event("Voided")
+    def _voided(self, voided_at: datetime) -> None:
+        self.status = VOIDED
+        self.voided_at = voided_at
+
+    def delete(self, at: datetime) -> None:
+        if self.status != DRAFT:
+            raise InvoiceNotDraft(f"invoice {self.id} is {self.status}")
+        self._deleted(deleted_at=at)
+
+    @event("Deleted")
+    def _deleted(self, deleted_at: datetime) -> None:
+        self.status = DELETED
+
+    def update(self, *, payment_status: str | None, metadata: Mapping[str, str | None] | None) -> None:
+        if self.status == VOIDED:
+            raise InvoiceVoided(f"invoice {self.id} is voided")
+        if payment_status is not None and payment_status not in PAYMENT_STATUSES:
+            raise ValidationFailed({"payment_status": ["value_is_invalid"]})
+        if payment_status is not None and payment_status != self.payment_status:
+            self._payment_status_changed(payment_status=payment_status)
+        if metadata is not None and dict(metadata) != self.metadata:
+            self._metadata_changed(metadata=dict(metadata))
+
+    @event("PaymentStatusChanged")
+    def _payment_status_changed(self, payment_status: str) -> None:
+        self.payment_status = payment_status
+
+    @event("MetadataChanged")
+    def _metadata_changed(self, metadata: dict[str, str | None]) -> None:
+        self.metadata = metadata
+
+    def attach_file(self, key: str) -> None:
+        if self.file_key != key:
+            self._file_attached(key=key)
+
+    @event("FileAttached")
+    def _file_attached(self, key: str) -> None:
+        self.file_key = key

@@ -1,0 +1,287 @@
+"""What a subscription owes at a billing boundary, at its start, and at its termination (semantics P3–P7, C8, I3).
+
+Pure: the caller supplies the subscription's facts, its plan, its priced usage for the
+charge period and the taxes in force, and gets fees back in Lago's order (subscription
+fee, then charge fees, then true-ups). Prices of usage come from the pricing engine via
+the usage read model; this module decides which fees are due and over which days.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from uuid import UUID, uuid5
+
+from domain.charge import Charge
+from domain.fee import AppliedTax, Fee, choose_taxes, round_cents
+from domain.invoice import BillingPeriod
+from domain.periods import Period, full_period_days, local_day_start, period_containing
+from domain.plan import PlanDefinition
+from domain.subscription_fee import FeeWindow, billed_window, prorated_cents
+from domain.usage import NO_FILTER
+
+_DAY_SECONDS = Decimal(86_400)
+
+
+@dataclass(frozen=True)
+class SubscriptionFacts:
+    """A subscription as billing needs it, whatever read model it came from."""
+
+    id: UUID
+    external_id: str
+    customer_id: UUID
+    plan_id: UUID
+    plan: PlanDefinition
+    billing_time: str
+    subscription_at: datetime
+    started_at: datetime
+    created_at: datetime
+    trial_anchor_at: datetime
+    timezone: str
+    terminated_at: datetime | None = None
+    upgraded: bool = False  # ended by an upgrade: its last day belongs to the new plan
+    has_successor_at_boundary: bool = False  # a downgrade takes over at the boundary being closed
+
+    @property
+    def back_dated(self) -> bool:
+        """Started on an earlier local day than it was created: its start is not invoiced (P3)."""
+        return local_day_start(self.started_at, self.timezone) < local_day_start(self.created_at, self.timezone)
+
+    @property
+    def trial_ends_at(self) -> datetime | None:
+        days = self.plan.trial_period
+        if days <= 0:
+            return None
+        return self.trial_anchor_at + timedelta(seconds=int(days * _DAY_SECONDS))
+
+    @property
+    def fee_anchor(self) -> datetime:
+        return self.started_at if self.billing_time == "calendar" else min(self.subscription_at, self.started_at)
+
+    @property
+    def charges_interval(self) -> str:
+        plan = self.plan
+        return "monthly" if plan.bill_charges_monthly and plan.interval in ("yearly", "semiannual") else plan.interval
+
+
+@dataclass(frozen=True)
+class PricedBucket:
+    """One charge × filter × group of usage, already priced (units, events, amount)."""
+
+    charge: Charge
+    metric_id: UUID
+    metric_code: str
+    metric_name: str
+    filter_id: UUID
+    filter_display_name: str | None
+    group: tuple[tuple[str, str], ...]
+    units: Decimal
+    events_count: int
+    amount_cents: int
+    precise_amount_cents: Decimal
+    details: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class TaxTable:
+    """The taxes in force: by code, the organization's defaults, and the customer's own codes."""
+
+    by_code: Mapping[str, AppliedTax]
+    organization_defaults: tuple[AppliedTax, ...]
+    customer_codes: tuple[str, ...]
+
+    def for_codes(self, codes: Sequence[str]) -> tuple[AppliedTax, ...]:
+        return tuple(self.by_code[c] for c in codes if c in self.by_code)
+
+    def choose(self, own: Sequence[str], plan: Sequence[str]) -> tuple[AppliedTax, ...]:
+        """Own (charge/add-on) → plan → customer → organization defaults (M2)."""
+        return choose_taxes(self.for_codes(own), self.for_codes(plan), self.for_codes(self.customer_codes),
+                            self.organization_defaults)
+
+
+def fee_period(facts: SubscriptionFacts, at: datetime) -> tuple[Period, int]:
+    """The plan-interval period containing ``at`` (first one clamped to the start day) and its full day count."""
+    interval, billing_time, anchor = facts.plan.interval, facts.billing_time, facts.fee_anchor
+    period = period_containing(at, interval=interval, billing_time=billing_time, anchor=anchor, timezone=facts.timezone)
+    floor = local_day_start(facts.started_at, facts.timezone)
+    days = full_period_days(at, interval=interval, billing_time=billing_time, anchor=anchor, timezone=facts.timezone)
+    return Period(max(period.starts_at, floor), period.ends_at), days
+
+
+def charges_period(facts: SubscriptionFacts, at: datetime) -> Period:
+    """The charge period containing ``at`` (monthly for yearly/semiannual plans billing charges monthly)."""
+    period = period_containing(at, interval=facts.charges_interval, billing_time=facts.billing_time,
+                               anchor=facts.fee_anchor, timezone=facts.timezone)
+    return Period(max(period.starts_at, local_day_start(facts.started_at, facts.timezone)), period.ends_at)
+
+
+def subscription_fee(facts: SubscriptionFacts, invoice_id: UUID, period: Period, days: int, taxes: TaxTable,
+                     *, terminated_at: datetime | None = None) -> Fee | None:
+    """The plan's fee over the days of ``period`` it is owed for (P4, P5, P7); None when no day is."""
+    trial_ends_at = facts.trial_ends_at
+    window = billed_window(period, period_days=days, timezone=facts.timezone, started_at=facts.started_at,
+                           trial_ends_at=trial_ends_at, terminated_at=terminated_at, upgraded=facts.upgraded)
+    if window is None:
+        return None
+    return _subscription_fee(facts, invoice_id, window, taxes,
+                             trial=trial_ends_at is not None and trial_ends_at > period.starts_at)
+
+
+def _subscription_fee(facts: SubscriptionFacts, invoice_id: UUID, window: FeeWindow, taxes: TaxTable, *, trial: bool) -> Fee:
+    plan = facts.plan
+    amount = prorated_cents(plan.amount_cents or 0, window.days, window.period_days)
+    return Fee(
+        id=uuid5(invoice_id, f"subscription/{facts.id}/{window.starts_at.isoformat()}"),
+        fee_type="subscription", item_id=facts.plan_id, item_code=plan.code, item_name=plan.name,
+        invoice_display_name=plan.invoice_display_name, amount_cents=amount,
+        precise_amount_cents=Decimal(plan.amount_cents or 0) * window.days / window.period_days,
+        units=Decimal(1), unit_amount_cents=amount, precise_unit_amount=Decimal(amount),
+        currency=plan.amount_currency, from_at=window.starts_at, to_at=window.ends_at, subscription_id=facts.id,
+        pay_in_advance=bool(plan.pay_in_advance), taxes=taxes.choose((), plan.tax_codes),
+        days=window.days, period_days=window.period_days, trial=trial,
+    )
+
+
+def charge_fees(facts: SubscriptionFacts, invoice_id: UUID, period: Period, buckets: Sequence[PricedBucket],
+                taxes: TaxTable, *, ends_at: datetime | None = None) -> list[Fee]:
+    """Usage fees of the charge period, one per charge × filter × group, then per-charge true-ups (I3, C8).
+
+    Pay-in-advance charges are billed as their events arrive, not here (C10)."""
+    plan = facts.plan
+    fees: list[Fee] = []
+    true_ups: list[Fee] = []
+    by_charge: dict[UUID, list[PricedBucket]] = {}
+    for bucket in buckets:
+        if bucket.charge.pay_in_advance or not bucket.charge.invoiceable:
+            continue
+        by_charge.setdefault(bucket.charge.id, []).append(bucket)
+    upto = min(ends_at or period.ends_at, period.ends_at)
+    for charge in plan.charges:
+        charged = by_charge.get(charge.id, [])
+        for bucket in charged:
+            group = "&".join(f"{k}={v}" for k, v in bucket.group)
+            unit = (bucket.precise_amount_cents / bucket.units) if bucket.units else Decimal(0)
+            fees.append(Fee(
+                id=uuid5(invoice_id, f"charge/{charge.id}/{bucket.filter_id}/{group}"),
+                fee_type="charge", item_id=bucket.metric_id, item_code=bucket.metric_code, item_name=bucket.metric_name,
+                invoice_display_name=charge.invoice_display_name, filter_display_name=bucket.filter_display_name,
+                amount_cents=bucket.amount_cents, precise_amount_cents=bucket.precise_amount_cents, units=bucket.units,
+                events_count=bucket.events_count, unit_amount_cents=round_cents(unit), precise_unit_amount=unit,
+                currency=plan.amount_currency, from_at=period.starts_at, to_at=upto, subscription_id=facts.id,
+                charge_id=charge.id, charge_filter_id=None if bucket.filter_id == NO_FILTER else bucket.filter_id,
+                grouped_by=bucket.group, taxes=taxes.choose(charge.tax_codes, plan.tax_codes),
+                amount_details=bucket.details,
+                usage=(("units", str(bucket.units)), ("events_count", str(bucket.events_count))),
+            ))
+        true_up = _true_up(facts, invoice_id, charge, period, upto, sum(b.amount_cents for b in charged), taxes)
+        if true_up is not None:
+            true_ups.append(true_up)
+    return fees + true_ups
+
+
+def _true_up(facts: SubscriptionFacts, invoice_id: UUID, charge: Charge, period: Period, upto: datetime,
+             charged_cents: int, taxes: TaxTable) -> Fee | None:
+    """C8: the difference up to the charge's minimum, prorated by days when the period is cut short."""
+    if charge.min_amount_cents <= 0:
+        return None
+    minimum = charge.min_amount_cents
+    if upto < period.ends_at:
+        full = (local_day_start(period.ends_at, facts.timezone) - local_day_start(period.starts_at, facts.timezone)).days
+        used = (local_day_start(upto, facts.timezone, days_later=1) - local_day_start(period.starts_at, facts.timezone)).days
+        minimum = prorated_cents(minimum, min(used, full), max(full, 1))
+    if charged_cents >= minimum:
+        return None
+    difference = minimum - charged_cents
+    return Fee(
+        id=uuid5(invoice_id, f"true_up/{charge.id}"),
+        fee_type="charge", item_id=charge.billable_metric_id, item_code=charge.code, item_name=charge.code,
+        invoice_display_name=charge.invoice_display_name, amount_cents=difference,
+        precise_amount_cents=Decimal(difference), units=Decimal(1), unit_amount_cents=difference,
+        precise_unit_amount=Decimal(difference), currency=facts.plan.amount_currency, from_at=period.starts_at,
+        to_at=upto, subscription_id=facts.id, charge_id=charge.id,
+        taxes=taxes.choose(charge.tax_codes, facts.plan.tax_codes), description="true_up",
+    )
+
+
+_INSTANT = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class Due:
+    """The fees of one invoice for one subscription, and the periods they cover."""
+
+    reason: str
+    fees: tuple[Fee, ...]
+    billing_period: BillingPeriod
+
+
+def at_boundary(facts: SubscriptionFacts, invoice_id: UUID, boundary: datetime, buckets: Sequence[PricedBucket],
+                taxes: TaxTable) -> Due:
+    """Closing the charge period that ends at ``boundary``: the arrears fee of a fee period ending there, the
+    in-advance fee of one starting there (unless the subscription ends or is replaced there), and the usage."""
+    ended = charges_period(facts, boundary - _INSTANT)
+    if ended.ends_at != boundary:
+        raise ValueError(f"{boundary.isoformat()} is not a billing boundary of subscription {facts.id}")
+    fees: list[Fee] = []
+    fee_window: Period | None = None
+    if facts.plan.pay_in_advance:
+        continues = (facts.terminated_at is None or facts.terminated_at > boundary) and not facts.has_successor_at_boundary
+        following, days = fee_period(facts, boundary)
+        if continues and following.starts_at == boundary:
+            fee = subscription_fee(facts, invoice_id, following, days, taxes)
+            fee_window = following
+            if fee is not None:
+                fees.append(fee)
+    else:
+        closing, days = fee_period(facts, boundary - _INSTANT)
+        if closing.ends_at == boundary:
+            fee = subscription_fee(facts, invoice_id, closing, days, taxes)
+            fee_window = closing
+            if fee is not None:
+                fees.append(fee)
+    fees.extend(charge_fees(facts, invoice_id, ended, buckets, taxes))
+    return Due("subscription_periodic", tuple(fees), _billing_period(facts, "subscription_periodic", fee_window, ended))
+
+
+def at_start(facts: SubscriptionFacts, invoice_id: UUID, taxes: TaxTable) -> Due | None:
+    """An in-advance plan started today (not back-dated) bills its first period at once (P3, P4, P7)."""
+    if not facts.plan.pay_in_advance or facts.back_dated:
+        return None
+    if facts.trial_ends_at is not None and facts.trial_ends_at > facts.started_at:
+        return None  # in trial: an in-advance plan is not invoiced at start (P7)
+    first, days = fee_period(facts, facts.started_at)
+    fee = subscription_fee(facts, invoice_id, first, days, taxes)
+    if fee is None:
+        return None
+    return Due("subscription_starting", (fee,), _billing_period(facts, "subscription_starting", first, None))
+
+
+def at_termination(facts: SubscriptionFacts, invoice_id: UUID, buckets: Sequence[PricedBucket], taxes: TaxTable) -> Due:
+    """The final invoice (P5): the arrears fee up to the termination day and the usage of the cut period.
+    In-advance plans already paid for the period owe no fee; their unused days are credited (credit notes)."""
+    ended_at = facts.terminated_at
+    if ended_at is None:
+        raise ValueError(f"subscription {facts.id} is not terminated")
+    cut = charges_period(facts, max(ended_at - _INSTANT, facts.started_at))
+    fees: list[Fee] = []
+    fee_window: Period | None = None
+    if not facts.plan.pay_in_advance:
+        period, days = fee_period(facts, max(ended_at - _INSTANT, facts.started_at))
+        fee = subscription_fee(facts, invoice_id, period, days, taxes, terminated_at=ended_at)
+        fee_window = Period(period.starts_at, min(period.ends_at, ended_at))
+        if fee is not None:
+            fees.append(fee)
+    fees.extend(charge_fees(facts, invoice_id, cut, buckets, taxes, ends_at=ended_at))
+    return Due("subscription_terminating", tuple(fees),
+               _billing_period(facts, "subscription_terminating", fee_window, Period(cut.starts_at, min(cut.ends_at, ended_at))))
+
+
+def _billing_period(facts: SubscriptionFacts, reason: str, fees: Period | None, charges: Period | None) -> BillingPeriod:
+    return BillingPeriod(
+        subscription_id=facts.id, external_subscription_id=facts.external_id, plan_id=facts.plan_id,
+        subscription_from_at=fees.starts_at if fees else None, subscription_to_at=fees.ends_at if fees else None,
+        charges_from_at=charges.starts_at if charges else None, charges_to_at=charges.ends_at if charges else None,
+        invoicing_reason=reason,
+    )

@@ -1,0 +1,39 @@
+"""Gap-free sequences: customer numbers and invoice numbers (semantics I2).
+
+A sequence is an aggregate whose version is its last number. Taking a number is saved in
+the same transaction as what it numbers; two writers taking the same number conflict on
+the version, one is retried, and no number is skipped or given twice.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain import identity
+
+
+class Sequence(Aggregate):
+    @staticmethod
+    def create_id(organization_id: UUID, scope: str) -> UUID:
+        return identity.scoped_id(organization_id, "sequence", scope)
+
+    @event("Started")
+    def __init__(self, organization_id: UUID, scope: str) -> None:
+        self.organization_id = organization_id
+        self.scope = scope
+        self.last = 0
+
+    @classmethod
+    def start(cls, organization_id: UUID, scope: str) -> Sequence:
+        return cls(organization_id=organization_id, scope=scope)
+
+    def take(self) -> int:
+        """The next number, recorded."""
+        self._taken(number=self.last + 1)
+        return self.last
+
+    @event("Taken")
+    def _taken(self, number: int) -> None:
+        self.last = number
