@@ -26,12 +26,12 @@ from domain.organization import (
     OrganizationSettings,
     default_document_prefix,
 )
-from domain.subscription_commands import SubscriptionCommands
+from domain.invoice_commands import InvoiceCommands
 
 __all__ = ["Billing", "ConcurrentWrite"]
 
 
-class Billing(SubscriptionCommands, Application[UUID]):
+class Billing(InvoiceCommands, Application[UUID]):
     """The write side of everything but usage events."""
 
     name = "Billing"

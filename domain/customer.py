@@ -178,9 +178,21 @@ class Customer(CatalogItem):
         def apply(self, aggregate: Any) -> None:
             aggregate.subscription_ids.append(self.subscription_id)
 
+    class Numbered(CatalogItem.Event):
+        sequential_id: int
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.sequential_id = self.sequential_id
+
     def __init__(self, organization_id: UUID, definition: Any) -> None:
         super().__init__(organization_id, definition)
         self.subscription_ids: list[UUID] = []
+        self.sequential_id: int | None = None
+
+    def number(self, sequential_id: int) -> None:
+        """Give the customer its number in the organization, once (used in invoice numbers, I2)."""
+        if self.sequential_id is None:
+            self.trigger_event(Customer.Numbered, sequential_id=sequential_id)
 
     def record_subscription(self, subscription_id: UUID) -> None:
         """Remember a subscription, so deleting the customer ends it in the same transaction."""

@@ -128,15 +128,14 @@ def digest(inputs: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str, separators=(",", ":")).encode()).hexdigest()
 
 
-def document_prefix(organization_name: str, organization_id: UUID) -> str:
-    """Lago's default number prefix: three letters of the name and the id's last four characters (I2)."""
-    letters = "".join(c for c in identity.slugify(organization_name).upper() if c.isalnum())[:3] or "INV"
-    return f"{letters}-{str(organization_id)[-4:].upper()}"
-
-
 def invoice_number(prefix: str, customer_sequence: int, invoice_sequence: int) -> str:
     """Per-customer numbering (I2): ``<PREFIX>-<customer number>-<invoice number>``, three digits at least."""
     return f"{prefix}-{customer_sequence:03d}-{invoice_sequence:03d}"
+
+
+def organization_invoice_number(prefix: str, finalized_on: date, sequence: int) -> str:
+    """Per-organization numbering (I2): ``<PREFIX>-<YYYYMM>-<organization-wide number>``."""
+    return f"{prefix}-{finalized_on:%Y%m}-{sequence:03d}"
 
 
 class Invoice(Aggregate):

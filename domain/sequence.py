@@ -12,6 +12,11 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain import identity
+from domain.errors import NotFound
+
+
+class SequenceNotFound(NotFound):
+    resource = "sequence"
 
 
 class Sequence(Aggregate):

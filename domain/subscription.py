@@ -124,6 +124,10 @@ class Subscription(Aggregate):
         self.canceled_at: datetime | None = None
         self.termination_reason: str | None = None
         self.keys = [terms.external_id]
+        self.billed_until: datetime | None = None  # the last boundary whose period is invoiced
+        self.start_billed = False  # its start was considered for an in-advance invoice
+        self.start_invoice_id: UUID | None = None
+        self.final_invoice_id: UUID | None = None
 
     @classmethod
     def open(
@@ -221,3 +225,41 @@ class Subscription(Aggregate):
     @event("NextScheduled")
     def _next_scheduled(self, next_id: UUID) -> None:
         self.next_id = next_id
+
+    @property
+    def upgraded(self) -> bool:
+        return self.termination_reason == "upgraded"
+
+    def close_period(self, boundary: datetime, invoice_id: UUID) -> bool:
+        """Record that the period ending at ``boundary`` is invoiced; False if it already was."""
+        if self.billed_until is not None and boundary <= self.billed_until:
+            return False
+        self._period_closed(boundary=boundary, invoice_id=invoice_id)
+        return True
+
+    @event("PeriodClosed")
+    def _period_closed(self, boundary: datetime, invoice_id: UUID) -> None:
+        self.billed_until = boundary
+
+    def record_start_invoice(self, invoice_id: UUID | None) -> bool:
+        """Record the start's invoice, or that the start owes none (arrears plan, trial, back-dated)."""
+        if self.start_billed:
+            return False
+        self._start_invoiced(invoice_id=invoice_id)
+        return True
+
+    @event("StartInvoiced")
+    def _start_invoiced(self, invoice_id: UUID | None) -> None:
+        self.start_billed = True
+        self.start_invoice_id = invoice_id
+
+    def record_final_invoice(self, invoice_id: UUID) -> bool:
+        if self.final_invoice_id is not None or self.terminated_at is None:
+            return False
+        self._final_invoiced(invoice_id=invoice_id)
+        return True
+
+    @event("FinalInvoiced")
+    def _final_invoiced(self, invoice_id: UUID) -> None:
+        self.final_invoice_id = invoice_id
+        self.billed_until = self.terminated_at

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import pytest
 
@@ -20,8 +20,8 @@ from domain.invoice import (
     InvoiceNotVoidable,
     InvoiceVoided,
     Provenance,
-    document_prefix,
     invoice_number,
+    organization_invoice_number,
 )
 from domain.sequence import Sequence
 
@@ -99,11 +99,9 @@ def test_payment_status_is_one_of_lagos() -> None:
 
 
 def test_i2_numbers_are_prefix_customer_number_and_invoice_number() -> None:
-    organization = UUID("0b9c4a4e-1d52-4c5e-9f3a-5b7e2c1a1a2b")
-
-    assert document_prefix("Acme Corp", organization) == "ACM-1A2B"
     assert invoice_number("ACM-1A2B", 5, 12) == "ACM-1A2B-005-012"
     assert invoice_number("ACM-1A2B", 5, 1234) == "ACM-1A2B-005-1234"
+    assert organization_invoice_number("ACM-1A2B", date(2026, 4, 30), 37) == "ACM-1A2B-202604-037"
 
 
 def test_a_sequence_hands_out_every_number_once_in_order() -> None:

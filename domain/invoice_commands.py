@@ -1,0 +1,255 @@
+"""Invoice commands of the Billing application: close a period, bill a start or a termination, and the lifecycle.
+
+Usage and taxes are read models; the caller (the scheduler or an API resource) reads them and
+passes them in with the log positions they were read at. Every invoice of a subscription has a
+deterministic id and is saved in one transaction with the subscription's record of it, so a
+second close of the same period — another scheduler, a retry, a crash mid-close — stores nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from eventsourcing.domain import Aggregate
+
+from domain.customer import Customer, CustomerNotFound
+from domain.fee import Fee
+from domain.invoice import (
+    DRAFT,
+    Invoice,
+    InvoiceNotDraft,
+    InvoiceNotFound,
+    Provenance,
+    digest,
+    invoice_number,
+    organization_invoice_number,
+)
+from domain.keyed_store import ConcurrentWrite
+from domain.organization import Organization, OrganizationNotFound
+from domain.period_close import (
+    Due,
+    PricedBucket,
+    SubscriptionFacts,
+    TaxTable,
+    at_boundary,
+    at_start,
+    at_termination,
+)
+from domain.plan import Plan, PlanNotFound
+from domain.sequence import Sequence as NumberSequence
+from domain.sequence import SequenceNotFound
+from domain.subscription import Subscription, SubscriptionNotFound
+from domain.subscription_commands import SubscriptionCommands
+
+
+class InvoiceCommands(SubscriptionCommands):
+    # --- what billing needs to know ----------------------------------------------------------------
+
+    def billing_facts(self, subscription_id: UUID) -> SubscriptionFacts:
+        subscription = self._load(subscription_id, Subscription, SubscriptionNotFound)
+        return self._facts(subscription, self._load(subscription.customer_id, Customer, CustomerNotFound))
+
+    def _facts(self, subscription: Subscription, customer: Customer) -> SubscriptionFacts:
+        plan = self._load(subscription.plan_id, Plan, PlanNotFound)
+        if subscription.started_at is None:
+            raise SubscriptionNotFound(key=subscription.id)
+        return SubscriptionFacts(
+            id=subscription.id, external_id=subscription.external_id, customer_id=subscription.customer_id,
+            plan_id=plan.id, plan=plan.definition, billing_time=subscription.terms.billing_time,
+            subscription_at=subscription.terms.subscription_at, started_at=subscription.started_at,
+            created_at=subscription.created_on, trial_anchor_at=subscription.trial_anchor_at,
+            timezone=self._timezone(customer), terminated_at=subscription.terminated_at,
+            upgraded=subscription.upgraded,
+        )
+
+    # --- issuing ---------------------------------------------------------------------------------
+
+    def close_period(self, subscription_id: UUID, boundary: datetime, buckets: Sequence[PricedBucket],
+                     taxes: TaxTable, positions: tuple[int, int], now: datetime) -> UUID | None:
+        """Invoice the charge period ending at ``boundary``; None when it already is."""
+        return _retrying(lambda: self._close_period(subscription_id, boundary, buckets, taxes, positions, now))
+
+    def _close_period(self, subscription_id: UUID, boundary: datetime, buckets: Sequence[PricedBucket],
+                      taxes: TaxTable, positions: tuple[int, int], now: datetime) -> UUID | None:
+        subscription = self._load(subscription_id, Subscription, SubscriptionNotFound)
+        if subscription.billed_until is not None and boundary <= subscription.billed_until:
+            return None
+        customer = self._load(subscription.customer_id, Customer, CustomerNotFound)
+        facts = self._facts(subscription, customer)
+        invoice_id = Invoice.create_id(subscription.organization_id, f"subscription/{subscription.id}/{boundary.isoformat()}")
+        taxes = self._with_customer(taxes, customer)
+        due = at_boundary(facts, invoice_id, boundary, buckets, taxes)
+        subscription.close_period(boundary, invoice_id)
+        return self._issue(subscription, customer, facts, due, f"subscription/{subscription.id}/{boundary.isoformat()}",
+                           boundary, buckets, taxes, positions, now)
+
+    def invoice_start(self, subscription_id: UUID, taxes: TaxTable, positions: tuple[int, int], now: datetime) -> UUID | None:
+        """An in-advance plan started now bills its first period at once (P3); None when nothing is owed."""
+        return _retrying(lambda: self._invoice_start(subscription_id, taxes, positions, now))
+
+    def _invoice_start(self, subscription_id: UUID, taxes: TaxTable, positions: tuple[int, int], now: datetime) -> UUID | None:
+        subscription = self._load(subscription_id, Subscription, SubscriptionNotFound)
+        if subscription.start_billed or subscription.started_at is None:
+            return None
+        customer = self._load(subscription.customer_id, Customer, CustomerNotFound)
+        facts = self._facts(subscription, customer)
+        key = f"subscription/{subscription.id}/start"
+        due = at_start(facts, Invoice.create_id(subscription.organization_id, key), self._with_customer(taxes, customer))
+        if due is None:
+            subscription.record_start_invoice(None)
+            self._save(subscription)
+            return None
+        subscription.record_start_invoice(Invoice.create_id(subscription.organization_id, key))
+        return self._issue(subscription, customer, facts, due, key, facts.started_at, (), self._with_customer(taxes, customer),
+                           positions, now)
+
+    def invoice_termination(self, subscription_id: UUID, buckets: Sequence[PricedBucket], taxes: TaxTable,
+                            positions: tuple[int, int], now: datetime) -> UUID | None:
+        """The final invoice of a terminated subscription (P5); None when it already has one."""
+        return _retrying(lambda: self._invoice_termination(subscription_id, buckets, taxes, positions, now))
+
+    def _invoice_termination(self, subscription_id: UUID, buckets: Sequence[PricedBucket], taxes: TaxTable,
+                             positions: tuple[int, int], now: datetime) -> UUID | None:
+        subscription = self._load(subscription_id, Subscription, SubscriptionNotFound)
+        if subscription.final_invoice_id is not None or subscription.terminated_at is None:
+            return None
+        customer = self._load(subscription.customer_id, Customer, CustomerNotFound)
+        facts = self._facts(subscription, customer)
+        key = f"subscription/{subscription.id}/termination"
+        taxes = self._with_customer(taxes, customer)
+        due = at_termination(facts, Invoice.create_id(subscription.organization_id, key), buckets, taxes)
+        subscription.record_final_invoice(Invoice.create_id(subscription.organization_id, key))
+        return self._issue(subscription, customer, facts, due, key, subscription.terminated_at, buckets, taxes,
+                           positions, now)
+
+    def _issue(self, subscription: Subscription, customer: Customer, facts: SubscriptionFacts, due: Due, key: str,
+               billed_at: datetime, buckets: Sequence[PricedBucket], taxes: TaxTable, positions: tuple[int, int],
+               now: datetime) -> UUID | None:
+        organization = self._load(subscription.organization_id, Organization, OrganizationNotFound)
+        issuing_date = billed_at.astimezone(ZoneInfo(facts.timezone)).date()
+        grace = _grace_days(customer, organization)
+        invoice = Invoice.issue(
+            organization_id=subscription.organization_id, key=key, customer_id=customer.id,
+            invoice_type="subscription", currency=facts.plan.amount_currency, issuing_date=issuing_date,
+            net_payment_term=_net_payment_term(customer, organization), billing_periods=(due.billing_period,),
+            fees=due.fees, provenance=_provenance(facts, due, key, buckets, taxes, positions),
+            expected_finalization_date=issuing_date + timedelta(days=grace),
+        )
+        changed: list[Aggregate] = [subscription, invoice]
+        if grace == 0:
+            changed.extend(self._number(invoice, customer, organization, now))
+        self._save(*changed)  # a concurrent closer or numberer makes this a ConcurrentWrite: see _retrying
+        return invoice.id
+
+    @staticmethod
+    def _with_customer(taxes: TaxTable, customer: Customer) -> TaxTable:
+        """The organization's taxes, with this customer's own codes (M2's third choice)."""
+        return replace(taxes, customer_codes=tuple(customer.definition.tax_codes))
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def invoice(self, organization_id: UUID, invoice_id: UUID) -> Invoice:
+        invoice = self._owned(organization_id, invoice_id, Invoice, InvoiceNotFound)
+        if invoice.status == "deleted":
+            raise InvoiceNotFound(key=invoice_id)
+        return invoice
+
+    def refresh_invoice(self, organization_id: UUID, invoice_id: UUID, fees: Sequence[Fee], provenance: Provenance) -> None:
+        invoice = self.invoice(organization_id, invoice_id)
+        invoice.refresh(fees, provenance)
+        self._save(invoice)
+
+    def finalize_invoice(self, organization_id: UUID, invoice_id: UUID, now: datetime) -> None:
+        invoice = self.invoice(organization_id, invoice_id)
+        if invoice.status != DRAFT:
+            raise InvoiceNotDraft(f"invoice {invoice.id} is {invoice.status}")
+        customer = self._load(invoice.customer_id, Customer, CustomerNotFound)
+        organization = self._load(organization_id, Organization, OrganizationNotFound)
+        self._save(invoice, *self._number(invoice, customer, organization, now))
+
+    def void_invoice(self, organization_id: UUID, invoice_id: UUID, now: datetime) -> None:
+        invoice = self.invoice(organization_id, invoice_id)
+        invoice.void(now)
+        self._save(invoice)
+
+    def delete_invoice(self, organization_id: UUID, invoice_id: UUID, now: datetime) -> None:
+        invoice = self.invoice(organization_id, invoice_id)
+        invoice.delete(now)
+        self._save(invoice)
+
+    def update_invoice(self, organization_id: UUID, invoice_id: UUID, *, payment_status: str | None,
+                       metadata: Mapping[str, str | None] | None) -> None:
+        invoice = self.invoice(organization_id, invoice_id)
+        invoice.update(payment_status=payment_status, metadata=metadata)
+        self._save(invoice)
+
+    def _number(self, invoice: Invoice, customer: Customer, organization: Organization, now: datetime) -> list[Aggregate]:
+        """Finalize with the next numbers (I2); returns the sequences (and customer) to save with it."""
+        settings = organization.settings
+        prefix = settings.document_number_prefix
+        changed: list[Aggregate] = []
+        per_customer = self._sequence(organization.id, f"invoices/customer/{customer.id}")
+        sequential_id = per_customer.take()
+        changed.append(per_customer)
+        if settings.document_numbering == "per_organization":
+            overall = self._sequence(organization.id, "invoices")
+            local_day = now.astimezone(ZoneInfo(settings.timezone or "UTC")).date()
+            number = organization_invoice_number(prefix, local_day, overall.take())
+            changed.append(overall)
+        else:
+            if customer.sequential_id is None:
+                customers = self._sequence(organization.id, "customers")
+                customer.number(customers.take())
+                changed.extend([customers, customer])
+            number = invoice_number(prefix, customer.sequential_id or 0, sequential_id)
+        invoice.finalize(number=number, sequential_id=sequential_id, at=now)
+        return changed
+
+    def _sequence(self, organization_id: UUID, scope: str) -> NumberSequence:
+        try:
+            return self._load(NumberSequence.create_id(organization_id, scope), NumberSequence, SequenceNotFound)
+        except SequenceNotFound:
+            return NumberSequence.start(organization_id, scope)
+
+
+def _grace_days(customer: Customer, organization: Organization) -> int:
+    own = customer.definition.billing_configuration.invoice_grace_period
+    return int(own if own is not None else organization.settings.billing_configuration.invoice_grace_period)
+
+
+def _net_payment_term(customer: Customer, organization: Organization) -> int:
+    own = customer.definition.net_payment_term
+    return int(own if own is not None else organization.settings.net_payment_term)
+
+
+def _provenance(facts: SubscriptionFacts, due: Due, key: str, buckets: Sequence[PricedBucket], taxes: TaxTable,
+                positions: tuple[int, int]) -> Provenance:
+    """The inputs that fix the invoice's figures, hashed; the positions say which events were read."""
+    inputs: dict[str, Any] = {
+        "key": key,
+        "plan": {"id": facts.plan_id, "code": facts.plan.code, "amount_cents": facts.plan.amount_cents,
+                 "pay_in_advance": facts.plan.pay_in_advance, "interval": facts.plan.interval,
+                 "trial_period": facts.plan.trial_period},
+        "subscription": {"started_at": facts.started_at, "terminated_at": facts.terminated_at,
+                         "billing_time": facts.billing_time, "timezone": facts.timezone},
+        "usage": sorted([str(b.charge.id), str(b.filter_id), list(b.group), str(b.units), b.events_count,
+                         b.amount_cents, str(b.precise_amount_cents)] for b in buckets),
+        "taxes": sorted([t.code, str(t.rate)] for t in taxes.by_code.values()),
+        "fees": [[f.fee_type, str(f.charge_id), f.amount_cents, str(f.units)] for f in due.fees],
+    }
+    return Provenance(billing_position=positions[0], metering_position=positions[1], digest=digest(inputs))
+
+
+def _retrying(attempt: Callable[[], UUID | None], attempts: int = 5) -> UUID | None:
+    """Run a close again when a concurrent write won: reloaded, it finds its work done (None) or redoes it."""
+    for _ in range(attempts - 1):
+        try:
+            return attempt()
+        except ConcurrentWrite:
+            continue
+    return attempt()
