@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo
 from eventsourcing.domain import Aggregate
 
 from domain.customer import Customer, CustomerNotFound
-from domain.fee import Fee
 from domain.invoice import (
     DRAFT,
     Invoice,
@@ -39,6 +38,7 @@ from domain.period_close import (
     at_boundary,
     at_start,
     at_termination,
+    charges_period,
 )
 from domain.plan import Plan, PlanNotFound
 from domain.sequence import Sequence as NumberSequence
@@ -50,8 +50,11 @@ from domain.subscription_commands import SubscriptionCommands
 class InvoiceCommands(SubscriptionCommands):
     # --- what billing needs to know ----------------------------------------------------------------
 
-    def billing_facts(self, subscription_id: UUID) -> SubscriptionFacts:
+    def billing_facts(self, subscription_id: UUID) -> SubscriptionFacts | None:
+        """What billing needs to know of a subscription; None until it has started."""
         subscription = self._load(subscription_id, Subscription, SubscriptionNotFound)
+        if subscription.started_at is None:
+            return None
         return self._facts(subscription, self._load(subscription.customer_id, Customer, CustomerNotFound))
 
     def _facts(self, subscription: Subscription, customer: Customer) -> SubscriptionFacts:
@@ -62,10 +65,27 @@ class InvoiceCommands(SubscriptionCommands):
             id=subscription.id, external_id=subscription.external_id, customer_id=subscription.customer_id,
             plan_id=plan.id, plan=plan.definition, billing_time=subscription.terms.billing_time,
             subscription_at=subscription.terms.subscription_at, started_at=subscription.started_at,
-            created_at=subscription.created_on, trial_anchor_at=subscription.trial_anchor_at,
+            created_at=subscription.created_at or subscription.created_on, trial_anchor_at=subscription.trial_anchor_at,
             timezone=self._timezone(customer), terminated_at=subscription.terminated_at,
-            upgraded=subscription.upgraded,
+            upgraded=subscription.upgraded, organization_id=subscription.organization_id,
         )
+
+    def schedule_billing(self, subscription_id: UUID) -> datetime | None:
+        """Record a started subscription's next boundary to invoice (the first one, or after its last close)."""
+        subscription = self._load(subscription_id, Subscription, SubscriptionNotFound)
+        if subscription.started_at is None:
+            return None
+        facts = self._facts(subscription, self._load(subscription.customer_id, Customer, CustomerNotFound))
+        after = subscription.billed_until or facts.started_at
+        boundary = charges_period(facts, after).ends_at
+        if subscription.next_close_at != boundary:
+            subscription.schedule_billing(boundary)
+            self._save(subscription)
+        return boundary
+
+    def previous_subscription(self, subscription_id: UUID) -> UUID | None:
+        """The subscription this one replaced (an upgrade or downgrade), if any."""
+        return self._load(subscription_id, Subscription, SubscriptionNotFound).previous_id
 
     # --- issuing ---------------------------------------------------------------------------------
 
@@ -84,7 +104,7 @@ class InvoiceCommands(SubscriptionCommands):
         invoice_id = Invoice.create_id(subscription.organization_id, f"subscription/{subscription.id}/{boundary.isoformat()}")
         taxes = self._with_customer(taxes, customer)
         due = at_boundary(facts, invoice_id, boundary, buckets, taxes)
-        subscription.close_period(boundary, invoice_id)
+        subscription.close_period(boundary, invoice_id, charges_period(facts, boundary).ends_at)
         return self._issue(subscription, customer, facts, due, f"subscription/{subscription.id}/{boundary.isoformat()}",
                            boundary, buckets, taxes, positions, now)
 
@@ -159,9 +179,27 @@ class InvoiceCommands(SubscriptionCommands):
             raise InvoiceNotFound(key=invoice_id)
         return invoice
 
-    def refresh_invoice(self, organization_id: UUID, invoice_id: UUID, fees: Sequence[Fee], provenance: Provenance) -> None:
+    def refresh_draft(self, organization_id: UUID, invoice_id: UUID, buckets: Sequence[PricedBucket], taxes: TaxTable,
+                      positions: tuple[int, int]) -> None:
+        """Compute a draft's fees again, as at its issue but with today's usage and taxes (late events)."""
         invoice = self.invoice(organization_id, invoice_id)
-        invoice.refresh(fees, provenance)
+        kind, _, rest = invoice.key.partition("/")
+        if invoice.status != DRAFT or kind != "subscription":
+            return
+        subscription_id, _, moment = rest.partition("/")
+        subscription = self._load(UUID(subscription_id), Subscription, SubscriptionNotFound)
+        customer = self._load(subscription.customer_id, Customer, CustomerNotFound)
+        facts = self._facts(subscription, customer)
+        taxes = self._with_customer(taxes, customer)
+        if moment == "start":
+            due = at_start(facts, invoice.id, taxes)
+        elif moment == "termination":
+            due = at_termination(facts, invoice.id, buckets, taxes)
+        else:
+            due = at_boundary(facts, invoice.id, datetime.fromisoformat(moment), buckets, taxes)
+        if due is None:
+            return
+        invoice.refresh(due.fees, _provenance(facts, due, invoice.key, buckets, taxes, positions))
         self._save(invoice)
 
     def finalize_invoice(self, organization_id: UUID, invoice_id: UUID, now: datetime) -> None:

@@ -43,6 +43,7 @@ class SubscriptionFacts:
     terminated_at: datetime | None = None
     upgraded: bool = False  # ended by an upgrade: its last day belongs to the new plan
     has_successor_at_boundary: bool = False  # a downgrade takes over at the boundary being closed
+    organization_id: UUID | None = None
 
     @property
     def back_dated(self) -> bool:

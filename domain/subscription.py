@@ -124,7 +124,9 @@ class Subscription(Aggregate):
         self.canceled_at: datetime | None = None
         self.termination_reason: str | None = None
         self.keys = [terms.external_id]
+        self.created_at: datetime | None = None
         self.billed_until: datetime | None = None  # the last boundary whose period is invoiced
+        self.next_close_at: datetime | None = None  # the next boundary to invoice, once scheduled
         self.start_billed = False  # its start was considered for an in-advance invoice
         self.start_invoice_id: UUID | None = None
         self.final_invoice_id: UUID | None = None
@@ -146,7 +148,7 @@ class Subscription(Aggregate):
         terms.check()
         start = starts_at or terms.subscription_at
         active = start <= now
-        return cls(
+        subscription = cls(
             organization_id=organization_id,
             customer_id=customer_id,
             plan_id=plan_id,
@@ -156,6 +158,13 @@ class Subscription(Aggregate):
             trial_anchor_at=trial_anchor_at or start,
             previous_id=previous_id,
         )
+        subscription._dated(created_at=now)
+        return subscription
+
+    @event("Dated")
+    def _dated(self, created_at: datetime) -> None:
+        """When the service accepted it, by its own clock: what "back-dated" is measured against (P3)."""
+        self.created_at = created_at
 
     @property
     def external_id(self) -> str:
@@ -230,16 +239,26 @@ class Subscription(Aggregate):
     def upgraded(self) -> bool:
         return self.termination_reason == "upgraded"
 
-    def close_period(self, boundary: datetime, invoice_id: UUID) -> bool:
+    def schedule_billing(self, next_close_at: datetime) -> None:
+        """Note the first boundary to invoice, for the scheduler to find."""
+        if self.next_close_at != next_close_at:
+            self._billing_scheduled(next_close_at=next_close_at)
+
+    @event("BillingScheduled")
+    def _billing_scheduled(self, next_close_at: datetime) -> None:
+        self.next_close_at = next_close_at
+
+    def close_period(self, boundary: datetime, invoice_id: UUID, next_close_at: datetime) -> bool:
         """Record that the period ending at ``boundary`` is invoiced; False if it already was."""
         if self.billed_until is not None and boundary <= self.billed_until:
             return False
-        self._period_closed(boundary=boundary, invoice_id=invoice_id)
+        self._period_closed(boundary=boundary, invoice_id=invoice_id, next_close_at=next_close_at)
         return True
 
     @event("PeriodClosed")
-    def _period_closed(self, boundary: datetime, invoice_id: UUID) -> None:
+    def _period_closed(self, boundary: datetime, invoice_id: UUID, next_close_at: datetime) -> None:
         self.billed_until = boundary
+        self.next_close_at = next_close_at
 
     def record_start_invoice(self, invoice_id: UUID | None) -> bool:
         """Record the start's invoice, or that the start owes none (arrears plan, trial, back-dated)."""

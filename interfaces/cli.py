@@ -19,11 +19,13 @@ import psycopg
 from domain import identity
 from domain.api_key import IssuedKey
 from domain.errors import BillingError, ValidationFailed
+from interfaces.invoicing import Invoicing
 from interfaces.progress import Progress
 from interfaces.store import NotMigrated, Store, database_url, migrate, open_store
 from projections import runner, worker
 from scheduler import main as scheduler_main
 from scheduler.advance_subscriptions import AdvanceSubscriptions
+from scheduler.close_periods import ClosePeriods
 from scheduler.watch_projections import WatchProjections
 
 DEFAULT_BIND = "0.0.0.0:3000"
@@ -174,6 +176,7 @@ def _scheduler(args: argparse.Namespace) -> int:
     try:
         jobs = [
             AdvanceSubscriptions(store.billing, store.readers.subscriptions, lambda: datetime.now(UTC)),
+            ClosePeriods(Invoicing(store.billing, store.readers), lambda: datetime.now(UTC)),
             WatchProjections(store.freshness.lags),
         ]
         if args.once:

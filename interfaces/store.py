@@ -18,12 +18,12 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
-from domain.application import Billing
-from domain.metering import Metering
 from domain.add_on import AddOnDefinition
+from domain.application import Billing
 from domain.billable_metric import MetricDefinition
 from domain.coupon import CouponDefinition
 from domain.customer import CustomerProfile
+from domain.metering import Metering
 from domain.plan import PlanDefinition
 from domain.subscription import SubscriptionTerms
 from domain.tax import TaxDefinition
@@ -43,6 +43,16 @@ from projections.catalog import (
     TaxesView,
 )
 from projections.documents import DocumentReader
+from projections.events import EventsReader
+from projections.freshness import Freshness
+from projections.invoices import InvoiceRecord, Invoices, InvoicesReader, InvoicesView
+from projections.organizations import (
+    Organizations,
+    OrganizationsReader,
+    OrganizationsView,
+)
+from projections.projection import Projection
+from projections.runner import EventLog, Projector, install
 from projections.subscriptions import (
     Customers,
     CustomersReader,
@@ -51,13 +61,8 @@ from projections.subscriptions import (
     SubscriptionsReader,
     SubscriptionsView,
 )
-from projections.events import EventsReader
-from projections.freshness import Freshness
 from projections.usage import USAGE_READS, Usage, UsageView
 from projections.usage_reader import UsageReader
-from projections.organizations import Organizations, OrganizationsReader, OrganizationsView
-from projections.projection import Projection
-from projections.runner import EventLog, Projector, install
 
 APPLICATIONS: tuple[type[Application[Any]], ...] = (Billing, Metering)
 MIGRATION_LOCK = 7_242_001  # pg_advisory_lock key: one migration at a time per database
@@ -116,6 +121,7 @@ def all_projections() -> list[Projection[Any]]:
         Customers(CustomersView()),
         Subscriptions(SubscriptionsView()),
         Usage(UsageView()),
+        Invoices(InvoicesView()),
     ]
 
 
@@ -211,6 +217,7 @@ def open_store(
         subscriptions=SubscriptionsReader(pool, freshness, "subscriptions", SubscriptionsView, SubscriptionTerms),
         usage=UsageReader(pool, freshness),
         events=EventsReader(pool, freshness),
+        invoices=InvoicesReader(pool, freshness, "invoices", InvoicesView, InvoiceRecord),
     )
     return Store(url, billing, metering, pool, projectors, freshness, readers, apps)
 

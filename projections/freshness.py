@@ -133,6 +133,10 @@ class Freshness:
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
 
+    def heads(self) -> dict[str, int]:
+        """Each log's last notification id now."""
+        return {key.split("/")[1]: head for key, _, head in self._state(self._all)}
+
     def lags(self) -> dict[str, int]:
         """Events each projection still has to process, summed over the logs it follows."""
         lags: dict[str, int] = {}

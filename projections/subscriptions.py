@@ -43,6 +43,10 @@ class SubscriptionsView(DocumentView):
         "previous_id": "uuid",
         "next_id": "uuid",
         "termination_reason": "text",
+        "billed_until": "timestamptz",
+        "next_close_at": "timestamptz",
+        "start_billed": "boolean NOT NULL DEFAULT false",
+        "final_billed": "boolean NOT NULL DEFAULT false",
     }
 
 
@@ -85,6 +89,23 @@ class Subscriptions(Projection[SubscriptionsView]):
     def _(self, event: Subscription.NextScheduled, tracking: Tracking) -> None:
         self.view.update(event.originator_id, event.timestamp, tracking, next_id=event.next_id)
 
+    @process_event.register
+    def _(self, event: Subscription.BillingScheduled, tracking: Tracking) -> None:
+        self.view.update(event.originator_id, event.timestamp, tracking, next_close_at=event.next_close_at)
+
+    @process_event.register
+    def _(self, event: Subscription.PeriodClosed, tracking: Tracking) -> None:
+        self.view.update(event.originator_id, event.timestamp, tracking, billed_until=event.boundary,
+                         next_close_at=event.next_close_at)
+
+    @process_event.register
+    def _(self, event: Subscription.StartInvoiced, tracking: Tracking) -> None:
+        self.view.update(event.originator_id, event.timestamp, tracking, start_billed=True)
+
+    @process_event.register
+    def _(self, event: Subscription.FinalInvoiced, tracking: Tracking) -> None:
+        self.view.update(event.originator_id, event.timestamp, tracking, final_billed=True)
+
 
 @dataclass(frozen=True)
 class Due:
@@ -96,7 +117,40 @@ class Due:
     plans_with_deleted_metrics: list[UUID]
 
 
+@dataclass(frozen=True)
+class BillingDue:
+    """Subscriptions with invoicing to do: schedule, close periods, bill a start, bill a termination."""
+
+    to_schedule: list[UUID]
+    to_close: list[tuple[UUID, datetime]]
+    to_start: list[UUID]
+    to_finish: list[UUID]
+
+    def __len__(self) -> int:
+        return len(self.to_schedule) + len(self.to_close) + len(self.to_start) + len(self.to_finish)
+
+
 class SubscriptionsReader(DocumentReader[SubscriptionTerms]):
+    def billing_due(self, now: datetime, limit: int = 10_000) -> BillingDue:
+        """Across all organizations, what invoicing is due at ``now`` (periods before a termination first)."""
+        self._freshness.wait(["subscriptions"])
+        live = "started_at IS NOT NULL AND NOT final_billed AND status IN ('active', 'terminated')"
+        with self._pool.connection() as conn:
+            schedule = conn.execute(
+                f"SELECT id FROM subscriptions WHERE {live} AND next_close_at IS NULL LIMIT %s", (limit,)).fetchall()
+            close = conn.execute(
+                f"SELECT id, next_close_at FROM subscriptions WHERE {live} AND next_close_at <= %s "
+                "AND (terminated_at IS NULL OR next_close_at < terminated_at) ORDER BY next_close_at LIMIT %s",
+                (now, limit)).fetchall()
+            start = conn.execute(
+                "SELECT id FROM subscriptions WHERE status = 'active' AND started_at IS NOT NULL AND NOT start_billed "
+                "LIMIT %s", (limit,)).fetchall()
+            finish = conn.execute(
+                "SELECT id FROM subscriptions WHERE status = 'terminated' AND started_at IS NOT NULL AND NOT final_billed "
+                "AND (next_close_at IS NULL OR next_close_at >= terminated_at) LIMIT %s", (limit,)).fetchall()
+        return BillingDue([r[0] for r in schedule], [(r[0], r[1]) for r in close], [r[0] for r in start],
+                          [r[0] for r in finish])
+
     def by_external_id(self, organization_id: UUID, external_id: str, status: str) -> Document[SubscriptionTerms] | None:
         """The newest subscription with this (current or former) external id and status."""
         self.fresh()

@@ -151,6 +151,21 @@ class UsageReader:
             timezone=context.timezone, at=max(at, context.started_at),
         )
 
+    def for_billing(self, subscription_id: UUID, at: datetime) -> tuple[PeriodUsage | None, dict[str, int]]:
+        """Usage of the charge period containing ``at``, and the positions in each log it reflects exactly
+        (read in one snapshot with the figures, for an invoice's provenance)."""
+        self._freshness.wait(["usage", *USAGE_READS])
+        with self._pool.connection() as conn:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                positions = dict(conn.execute(
+                    "SELECT application, position FROM projection_tracking WHERE projection = 'usage'").fetchall())
+                contexts = contexts_by_id(conn.cursor(), [subscription_id])
+                usage = self._usage(conn, contexts[0], self._period(contexts[0], at)) if contexts else None
+            finally:
+                conn.execute("COMMIT")
+        return usage, positions
+
     def current(self, subscription_id: UUID, at: datetime) -> PeriodUsage | None:
         """Usage of the charge period containing ``at``, including every event acknowledged so far."""
         self._freshness.wait(["usage", *USAGE_READS])

@@ -71,7 +71,7 @@ def test_concurrent_closers_of_one_period_store_one_invoice(billing: Billing, da
         app.close()
 
     assert len([r for r in results if r is not None]) == 1
-    assert billing.repository.get(subscription_id).version == 2  # created, then closed once
+    assert billing.repository.get(subscription_id).version == 3  # created, dated, then closed once
 
 
 def test_invoice_numbers_follow_each_other_per_customer(billing: Billing) -> None:

@@ -9,23 +9,34 @@ from typing import Any
 
 import falcon
 
-from domain.application import Billing
 from domain.add_on import AddOnDefinition
+from domain.application import Billing
 from domain.billable_metric import MetricDefinition
 from domain.coupon import CouponDefinition
+from domain.metering import Metering
 from domain.plan import PlanDefinition
-from interfaces.http import add_ons, billable_metrics, coupons, errors, plans, taxes
-from interfaces.http.billable_metrics import EvaluateExpressionResource
+from interfaces.billing_cache import BillingCache
+from interfaces.group_commit import GroupCommitter
+from interfaces.http import (
+    add_ons,
+    billable_metrics,
+    coupons,
+    errors,
+    invoices,
+    plans,
+    taxes,
+)
 from interfaces.http.auth import Authentication
+from interfaces.http.billable_metrics import EvaluateExpressionResource
+from interfaces.http.customers import (
+    CustomerCollection,
+    CustomerMember,
+    CustomerPresenter,
+)
+from interfaces.http.events import EventBatch, EventCollection, EventMember, Ingestion
 from interfaces.http.health import HealthResource, ReadyResource
 from interfaces.http.openapi import Operation, document
 from interfaces.http.organizations import OrganizationResource
-from domain.metering import Metering
-from interfaces.billing_cache import BillingCache
-from interfaces.group_commit import GroupCommitter
-from interfaces.http.events import EventBatch, EventCollection, EventMember, Ingestion
-from interfaces.http.usage import CurrentUsage, EstimateFees
-from interfaces.http.customers import CustomerCollection, CustomerMember, CustomerPresenter
 from interfaces.http.plans import PlanPresenter
 from interfaces.http.subscriptions import (
     CustomerSubscriptions,
@@ -33,12 +44,15 @@ from interfaces.http.subscriptions import (
     SubscriptionMember,
     SubscriptionPresenter,
 )
+from interfaces.http.usage import CurrentUsage, EstimateFees
 from interfaces.http.wire import respond
+from interfaces.invoicing import Invoicing
 from projections.catalog import TaxesReader
 from projections.documents import DocumentReader
-from projections.freshness import Freshness
-from projections.organizations import OrganizationsReader
 from projections.events import EventsReader
+from projections.freshness import Freshness
+from projections.invoices import InvoicesReader
+from projections.organizations import OrganizationsReader
 from projections.subscriptions import CustomersReader, SubscriptionsReader
 from projections.usage_reader import UsageReader
 
@@ -60,6 +74,7 @@ class Readers:
     subscriptions: SubscriptionsReader
     usage: UsageReader
     events: EventsReader
+    invoices: InvoicesReader
 
 
 class OpenApiResource:
@@ -100,7 +115,11 @@ def create_app(
     committer = GroupCommitter(metering)
     current_usage = CurrentUsage(readers.customers, readers.subscriptions, readers.plans, readers.billable_metrics,
                                  readers.taxes, readers.usage, clock)
-    subscription_parts = (billing, readers.subscriptions, readers.customers, readers.plans, subscription_presenter, clock)
+    invoicing = Invoicing(billing, readers)
+    invoice_presenter = invoices.InvoicePresenter(readers.customers, readers.subscriptions, readers.organizations,
+                                                  customer_presenter)
+    subscription_parts = (billing, readers.subscriptions, readers.customers, readers.plans, subscription_presenter, clock,
+                          invoicing)
     resources: list[Any] = [
         HealthResource(readers.freshness),
         ReadyResource(),
@@ -121,6 +140,8 @@ def create_app(
         EventCollection(ingestion, committer, readers.events),
         EventBatch(ingestion, committer),
         EventMember(readers.events, clock),
+        *invoices.resources(billing, invoicing, readers.invoices, readers.customers, readers.subscriptions,
+                            invoice_presenter, clock),
     ]
     operations = [op for resource in resources for op in resource.operations]
     resources.append(OpenApiResource(operations))

@@ -24,8 +24,8 @@ from interfaces.group_commit import GroupCommitter
 from interfaces.http.customers import list_param
 from interfaces.http.openapi import PAGINATION, Operation, Param
 from interfaces.http.wire import BadRequest, PageRequest, respond
-from projections.events import EventsReader, Explanation, StoredUsageEvent
 from projections.documents import DocumentReader
+from projections.events import EventsReader, Explanation, StoredUsageEvent
 
 MAX_BATCH = 100
 

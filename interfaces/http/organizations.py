@@ -10,8 +10,8 @@ import msgspec
 from domain.application import Billing
 from domain.organization import OrganizationNotFound
 from interfaces.http.openapi import Operation
-from interfaces.http.wire import Body, given, respond, timestamp
 from interfaces.http.taxes import TaxObject, present_tax
+from interfaces.http.wire import Body, given, respond, timestamp
 from projections.catalog import TaxesReader
 from projections.organizations import OrganizationRecord, OrganizationsReader
 

@@ -14,7 +14,12 @@ import msgspec
 from domain.application import Billing
 from domain.billable_metric import MetricDefinition
 from domain.charge import Charge, ChargeFilter, present_properties
-from domain.plan import ChargeFilterNotFound, PlanDefinition, PlanNotFound, charge_filter
+from domain.plan import (
+    ChargeFilterNotFound,
+    PlanDefinition,
+    PlanNotFound,
+    charge_filter,
+)
 from domain.tax import TaxDefinition
 from interfaces.http.catalog import Catalog
 from interfaces.http.openapi import PAGINATION, Operation

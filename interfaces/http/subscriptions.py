@@ -14,11 +14,17 @@ from domain.application import Billing
 from domain.customer import CustomerNotFound, CustomerProfile
 from domain.errors import ValidationFailed
 from domain.plan import PlanDefinition
-from domain.subscription import STATUSES, SubscriptionNotFound, SubscriptionTerms, billing_period
+from domain.subscription import (
+    STATUSES,
+    SubscriptionNotFound,
+    SubscriptionTerms,
+    billing_period,
+)
 from interfaces.http.customers import CustomerPresenter, list_param
 from interfaces.http.openapi import PAGINATION, Operation, Param
 from interfaces.http.plans import PlanObject, PlanPresenter
 from interfaces.http.wire import Body, PageRequest, given, respond, timestamp
+from interfaces.invoicing import Invoicing
 from projections.documents import Document, DocumentReader
 from projections.subscriptions import CustomersReader, SubscriptionsReader
 
@@ -177,7 +183,9 @@ def _status(req: falcon.Request, default: str = "active") -> str:
 
 class SubscriptionsBase:
     def __init__(self, billing: Billing, subscriptions: SubscriptionsReader, customers: CustomersReader,
-                 plans: DocumentReader[PlanDefinition], presenter: SubscriptionPresenter, now: Callable[[], datetime]) -> None:
+                 plans: DocumentReader[PlanDefinition], presenter: SubscriptionPresenter, now: Callable[[], datetime],
+                 invoicing: Invoicing | None = None) -> None:
+        self._invoicing = invoicing
         self._billing = billing
         self._subscriptions = subscriptions
         self._customers = customers
@@ -235,7 +243,10 @@ class SubscriptionCollection(SubscriptionsBase):
         changes = given(_create.decode(req.context.body))
         if changes.get("plan_overrides"):
             raise ValidationFailed({"plan_overrides": ["not_supported"]})
-        subscription_id = self._billing.create_subscription(req.context.organization_id, changes, self._now())
+        now = self._now()
+        subscription_id = self._billing.create_subscription(req.context.organization_id, changes, now)
+        if self._invoicing is not None:
+            self._invoicing.after_change(subscription_id, now)  # an in-advance start, an upgrade's final invoice
         self._show(resp, req.context.organization_id, subscription_id)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -278,9 +289,12 @@ class SubscriptionMember(SubscriptionsBase):
             for name in ("on_termination_credit_note", "on_termination_invoice")
             if req.get_param(name) is not None
         }
+        now = self._now()
         subscription_id = self._billing.terminate_subscription(
-            req.context.organization_id, external_id, self._now(), _status(req), policies
+            req.context.organization_id, external_id, now, _status(req), policies
         )
+        if self._invoicing is not None:
+            self._invoicing.after_change(subscription_id, now)  # the final invoice, at once (P5)
         self._show(resp, req.context.organization_id, subscription_id)
 
 

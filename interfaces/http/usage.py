@@ -26,7 +26,13 @@ from interfaces.http.wire import BadRequest, respond, timestamp
 from projections.catalog import TaxesReader
 from projections.documents import DocumentReader
 from projections.subscriptions import CustomersReader, SubscriptionsReader
-from projections.usage_reader import BucketUsage, ChargeUsage, CustomerUsageRead, PeriodUsage, UsageReader
+from projections.usage_reader import (
+    BucketUsage,
+    ChargeUsage,
+    CustomerUsageRead,
+    PeriodUsage,
+    UsageReader,
+)
 
 
 class NoActiveSubscription(NotAllowed):

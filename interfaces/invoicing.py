@@ -1,0 +1,202 @@
+"""Invoicing runs: read usage and taxes, then tell Billing to invoice — for the scheduler and the API alike.
+
+Billing decides what is owed; this module fetches what Billing cannot read itself (the usage
+read model, the organization's taxes, the log positions) and walks every subscription with
+invoicing due, catching up every missed period, oldest first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+from domain.application import Billing
+from domain.currency import minor_unit_exponent
+from domain.fee import AppliedTax
+from domain.period_close import PricedBucket, TaxTable
+from domain.pricing import precise_cents
+from domain.usage import group_values
+from projections.usage_reader import PeriodUsage
+
+if TYPE_CHECKING:
+    from interfaces.http.app import Readers
+
+log = logging.getLogger(__name__)
+_INSTANT = timedelta(microseconds=1)
+
+
+@dataclass
+class InvoicingPass:
+    """What one pass did."""
+
+    scheduled: int = 0
+    closed: int = 0
+    started: int = 0
+    finished: int = 0
+    finalized: int = 0
+    failed: int = 0
+
+    @property
+    def invoices(self) -> int:
+        return self.closed + self.started + self.finished
+
+
+class Invoicing:
+    def __init__(self, billing: Billing, readers: Readers) -> None:
+        self._billing = billing
+        self._readers = readers
+
+    # --- one subscription ---------------------------------------------------------------------------
+
+    def close(self, subscription_id: UUID, boundary: datetime, now: datetime) -> UUID | None:
+        facts = self._billing.billing_facts(subscription_id)
+        if facts is None:
+            return None
+        usage, positions = self._readers.usage.for_billing(subscription_id, boundary - _INSTANT)
+        return self._billing.close_period(subscription_id, boundary, buckets(usage), self.taxes(facts.organization_id),
+                                          _positions(positions), now)
+
+    def start(self, subscription_id: UUID, now: datetime) -> UUID | None:
+        facts = self._billing.billing_facts(subscription_id)
+        if facts is None:
+            return None
+        return self._billing.invoice_start(subscription_id, self.taxes(facts.organization_id),
+                                           _positions(self._readers.freshness.heads()), now)
+
+    def catch_up(self, subscription_id: UUID, until: datetime, now: datetime) -> int:
+        """Close every period of the subscription ending before ``until`` that is not invoiced yet."""
+        closed = 0
+        while True:
+            boundary = self._billing.schedule_billing(subscription_id)
+            if boundary is None or boundary >= until or boundary > now:
+                return closed
+            self.close(subscription_id, boundary, now)
+            closed += 1
+
+    def after_change(self, subscription_id: UUID, now: datetime) -> None:
+        """Right after an API write: bill a replaced subscription's end and this one's start, at once.
+        A failure here is logged and left to the scheduler's next pass, which retries it."""
+        try:
+            previous = self._billing.previous_subscription(subscription_id)
+            for candidate in (previous, subscription_id):
+                if candidate is None:
+                    continue
+                facts = self._billing.billing_facts(candidate)
+                if facts is None:
+                    continue
+                if facts.terminated_at is not None:
+                    self.finish(candidate, now)
+                elif candidate == subscription_id:
+                    self.start(candidate, now)
+        except Exception:
+            log.exception("invoicing after a change of subscription %s failed; the scheduler will retry", subscription_id)
+
+    def finish(self, subscription_id: UUID, now: datetime) -> UUID | None:
+        facts = self._billing.billing_facts(subscription_id)
+        if facts is None or facts.terminated_at is None:
+            return None
+        self.catch_up(subscription_id, facts.terminated_at, now)
+        usage, positions = self._readers.usage.for_billing(subscription_id, max(facts.terminated_at - _INSTANT, facts.started_at))
+        return self._billing.invoice_termination(subscription_id, buckets(usage), self.taxes(facts.organization_id),
+                                                 _positions(positions), now)
+
+    def taxes(self, organization_id: UUID | None) -> TaxTable:
+        if organization_id is None:
+            return TaxTable({}, (), ())
+        documents, _ = self._readers.taxes.page(organization_id, 0, 10_000)
+        applied = {d.data.code: (AppliedTax(tax_id=d.id, code=d.data.code, name=d.data.name, rate=d.data.rate or 0,
+                                            description=d.data.description), bool(d.extra.get("applied_to_organization")))
+                   for d in documents}
+        return TaxTable({code: tax for code, (tax, _) in applied.items()},
+                        tuple(tax for tax, default in applied.values() if default), ())
+
+    # --- a pass over everything due -------------------------------------------------------------------
+
+    def run_due(self, now: datetime, *, rounds: int = 1000, on_progress: Callable[[int], None] | None = None) -> InvoicingPass:
+        """Schedule, close (catching up every missed period), bill starts and terminations, finalize drafts."""
+        done = InvoicingPass()
+        for _ in range(rounds):
+            due = self._readers.subscriptions.billing_due(now)
+            if not len(due):
+                break
+            for subscription_id in due.to_schedule:
+                done.scheduled += self._attempt(done, lambda s=subscription_id: self._billing.schedule_billing(s)) is not None
+            for subscription_id, boundary in due.to_close:
+                done.closed += self._attempt(done, lambda s=subscription_id, b=boundary: self.close(s, b, now)) is not None
+                if on_progress:
+                    on_progress(1)
+            for subscription_id in due.to_start:
+                done.started += self._attempt(done, lambda s=subscription_id: self.start(s, now)) is not None
+            for subscription_id in due.to_finish:
+                done.finished += self._attempt(done, lambda s=subscription_id: self.finish(s, now)) is not None
+            if done.failed and not (done.closed or done.scheduled or done.started or done.finished):
+                break  # nothing moves: stop rather than spin on the same failures
+        for organization_id, invoice_id in self._readers.invoices.drafts_due(now.date()):
+            if self._attempt(done, lambda o=organization_id, i=invoice_id: self.finalize(o, i, now)) is not None:
+                done.finalized += 1
+        return done
+
+    def finalize(self, organization_id: UUID, invoice_id: UUID, now: datetime) -> UUID:
+        self.refresh(organization_id, invoice_id, now)
+        self._billing.finalize_invoice(organization_id, invoice_id, now)
+        return invoice_id
+
+    def refresh(self, organization_id: UUID, invoice_id: UUID, now: datetime) -> None:
+        """A draft's fees computed again from current usage (late events, changed taxes)."""
+        invoice = self._billing.invoice(organization_id, invoice_id)
+        if invoice.status != "draft" or not invoice.billing_periods:
+            return
+        period = invoice.billing_periods[0]
+        facts = self._billing.billing_facts(period.subscription_id)
+        if facts is None:
+            return
+        at = (period.charges_to_at or period.subscription_to_at or now) - _INSTANT
+        usage, positions = self._readers.usage.for_billing(period.subscription_id, max(at, facts.started_at))
+        self._billing.refresh_draft(organization_id, invoice_id, buckets(usage), self.taxes(facts.organization_id),
+                                    _positions(positions))
+
+    @staticmethod
+    def _attempt(done: InvoicingPass, step: Callable[[], object]) -> object | None:
+        try:
+            return step()
+        except Exception:  # one subscription's failure never stops the others; the next pass retries it
+            done.failed += 1
+            log.exception("invoicing step failed")
+            return None
+
+
+def buckets(usage: PeriodUsage | None) -> list[PricedBucket]:
+    """The usage read model's priced buckets, as Billing takes them."""
+    if usage is None:
+        return []
+    exponent = minor_unit_exponent(usage.currency)
+    found = []
+    for charge_usage in usage.charges:
+        charge = charge_usage.charge
+        filters = {f.id: f for f in charge.filters}
+        keys = charge.properties.pricing_group_keys
+        for bucket in charge_usage.buckets:
+            grouped = group_values(keys, bucket.group) if bucket.group else {}
+            details = tuple((f"tier {t.from_value}-{t.to_value if t.to_value is not None else ''}",
+                             json.dumps({"units": str(t.units), "per_unit_amount": str(t.per_unit_amount),
+                                         "flat_amount": str(t.flat_amount), "amount": str(t.amount)}))
+                            for t in bucket.price.tiers)
+            charge_filter = filters.get(bucket.filter_id)
+            found.append(PricedBucket(
+                charge=charge, metric_id=charge_usage.metric_id, metric_code=charge_usage.metric.code,
+                metric_name=charge_usage.metric.name, filter_id=bucket.filter_id,
+                filter_display_name=charge_filter.invoice_display_name if charge_filter else None,
+                group=tuple((k, "" if v is None else str(v)) for k, v in grouped.items()), units=bucket.units,
+                events_count=bucket.events_count, amount_cents=bucket.amount_cents,
+                precise_amount_cents=precise_cents(bucket.price.amount, exponent), details=details,
+            ))
+    return found
+
+
+def _positions(positions: dict[str, int]) -> tuple[int, int]:
+    return positions.get("Billing", 0), positions.get("Metering", 0)

@@ -1,0 +1,230 @@
+"""Invoices through the API: back-dated subscriptions, a scheduler pass, and Lago's invoice and fee shapes.
+
+The scheduler pass runs in process with a fixed clock (``Invoicing.run_due``), as ``tally
+scheduler --once`` runs it with the wall clock (see test_scheduler_invoicing.py for that).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import falcon.testing
+import pytest
+
+from domain.api_key import IssuedKey
+from interfaces.http.app import create_app
+from interfaces.invoicing import Invoicing
+from interfaces.store import Store
+from tests.conftest import bearer
+
+NOW = datetime(2026, 4, 29, 12, tzinfo=UTC)
+MARCH_20 = int(datetime(2026, 3, 20, tzinfo=UTC).timestamp())
+
+
+@pytest.fixture
+def api_at(shared_store: Store) -> Iterator[falcon.testing.TestClient]:
+    yield falcon.testing.TestClient(
+        create_app(shared_store.billing, shared_store.metering, shared_store.readers, clock=lambda: NOW))
+
+
+@pytest.fixture
+def invoicing(shared_store: Store) -> Invoicing:
+    return Invoicing(shared_store.billing, shared_store.readers)
+
+
+class Account:
+    """One organization with a $30 monthly plan charging 2 cents a call, and a customer subscribed since March 16."""
+
+    def __init__(self, api: falcon.testing.TestClient, key: IssuedKey, *, in_advance: bool, trial_days: int = 0,
+                 customer: dict[str, Any] | None = None, started: str = "2026-03-16T00:00:00Z") -> None:
+        self.api, self.key = api, key
+        metric = self.call("POST", "billable_metrics", {"billable_metric": {
+            "name": "Calls", "code": "calls", "aggregation_type": "count_agg"}})["billable_metric"]
+        self.call("POST", "plans", {"plan": {
+            "name": "Base", "code": "base", "interval": "monthly", "amount_cents": 3000, "amount_currency": "USD",
+            "pay_in_advance": in_advance, "trial_period": trial_days, "charges": [{
+                "billable_metric_id": metric["lago_id"], "charge_model": "standard", "properties": {"amount": "0.02"}}]}})
+        self.call("POST", "customers", {"customer": {"external_id": "cus", "name": "Zoë", **(customer or {})}})
+        self.call("POST", "subscriptions", {"subscription": {
+            "external_customer_id": "cus", "plan_code": "base", "external_id": "sub", "subscription_at": started}})
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None, status: int = 200) -> dict[str, Any]:
+        response = self.api.simulate_request(method, f"/api/v1/{path}", headers=bearer(self.key), json=body)
+        assert response.status_code == status, (path, response.text)
+        return dict(response.json) if response.text else {}
+
+    def send(self, count: int, at: int = MARCH_20) -> None:
+        self.call("POST", "events/batch", {"events": [
+            {"transaction_id": f"t{at}-{n}", "external_subscription_id": "sub", "code": "calls", "timestamp": at}
+            for n in range(count)]})
+
+    def invoices(self) -> list[dict[str, Any]]:
+        listed = self.call("GET", "invoices?per_page=100")["invoices"]
+        return [self.call("GET", f"invoices/{i['lago_id']}")["invoice"] for i in sorted(listed, key=lambda i: i["issuing_date"])]
+
+
+def _fees(invoice: dict[str, Any]) -> list[tuple[str, int]]:
+    return [(fee["item"]["type"], fee["amount_cents"]) for fee in invoice["fees"]]
+
+
+def test_p4_a_back_dated_arrears_subscription_is_invoiced_at_the_next_boundary(
+    api_at: falcon.testing.TestClient, tenant: IssuedKey, invoicing: Invoicing
+) -> None:
+    """$30 arrears from Mar 16 (16 of 31 days: 1548) plus 5 calls at 2 cents (10): one invoice on Apr 1."""
+    account = Account(api_at, tenant, in_advance=False)
+    account.send(5)
+
+    invoicing.run_due(NOW)
+
+    [invoice] = account.invoices()
+    assert _fees(invoice) == [("subscription", 1548), ("charge", 10)]
+    assert (invoice["issuing_date"], invoice["status"], invoice["total_amount_cents"]) == ("2026-04-01", "finalized", 1558)
+    assert invoice["invoice_type"] == "subscription" and invoice["number"].endswith("-001-001")
+    assert invoice["billing_periods"][0]["invoicing_reason"] == "subscription_periodic"
+    assert invoice["billing_periods"][0]["charges_from_datetime"] == "2026-03-16T00:00:00Z"
+    assert invoice["fees"][1]["units"] == "5.0" and invoice["fees"][1]["events_count"] == 5
+    assert len(invoice["provenance"]["digest"]) == 64 and invoice["provenance"]["metering_position"] > 0
+
+
+def test_a_second_pass_adds_nothing(api_at: falcon.testing.TestClient, tenant: IssuedKey, invoicing: Invoicing) -> None:
+    account = Account(api_at, tenant, in_advance=False)
+
+    invoicing.run_due(NOW)
+    invoicing.run_due(NOW)
+
+    assert len(account.invoices()) == 1
+
+
+def test_a_scheduler_down_for_three_periods_catches_up_one_invoice_per_period(
+    api_at: falcon.testing.TestClient, tenant: IssuedKey, invoicing: Invoicing
+) -> None:
+    account = Account(api_at, tenant, in_advance=False)
+    account.send(5)
+    account.send(7, at=int(datetime(2026, 5, 10, tzinfo=UTC).timestamp()))
+
+    invoicing.run_due(datetime(2026, 7, 2, tzinfo=UTC))
+
+    invoices = account.invoices()
+    assert [i["issuing_date"] for i in invoices] == ["2026-04-01", "2026-05-01", "2026-06-01", "2026-07-01"]
+    assert [i["total_amount_cents"] for i in invoices] == [1548 + 10, 3000, 3000 + 14, 3000]
+    assert [i["number"][-3:] for i in invoices] == ["001", "002", "003", "004"]
+
+
+def test_p4_an_in_advance_plan_bills_its_next_period_with_the_usage_of_the_last(
+    api_at: falcon.testing.TestClient, tenant: IssuedKey, invoicing: Invoicing
+) -> None:
+    """Back-dated in advance (P3): nothing at start; on Apr 1 the full April fee and March's usage."""
+    account = Account(api_at, tenant, in_advance=True)
+    account.send(5)
+    assert account.invoices() == []
+
+    invoicing.run_due(NOW)
+
+    [invoice] = account.invoices()
+    assert _fees(invoice) == [("subscription", 3000), ("charge", 10)]
+
+
+def test_an_in_advance_subscription_started_today_is_invoiced_at_once(
+    api_at: falcon.testing.TestClient, tenant: IssuedKey
+) -> None:
+    """Started Apr 29 (now) on a 30-day month: 2 days × 3000 / 30 = 200, on the spot (subscription_starting)."""
+    account = Account(api_at, tenant, in_advance=True, started="2026-04-29T12:00:00Z")
+
+    [invoice] = account.invoices()
+    assert _fees(invoice) == [("subscription", 200)]
+    assert invoice["billing_periods"][0]["invoicing_reason"] == "subscription_starting"
+
+
+def test_p7_a_trial_is_not_charged(api_at: falcon.testing.TestClient, tenant: IssuedKey, invoicing: Invoicing) -> None:
+    """Arrears from Mar 16 with 14 trial days: the March fee is 2 days × 3000 / 31 = 194."""
+    account = Account(api_at, tenant, in_advance=False, trial_days=14)
+
+    invoicing.run_due(NOW)
+
+    [invoice] = account.invoices()
+    assert _fees(invoice) == [("subscription", 194)]
+
+
+def test_p5_terminating_issues_the_final_invoice_at_once(
+    api_at: falcon.testing.TestClient, tenant: IssuedKey, invoicing: Invoicing
+) -> None:
+    """Terminated Apr 29: March is closed first (catch-up), then 29 of 30 April days (2900) and April's usage."""
+    account = Account(api_at, tenant, in_advance=False)
+    account.send(3, at=int(datetime(2026, 4, 10, tzinfo=UTC).timestamp()))
+
+    account.call("DELETE", "subscriptions/sub")
+
+    invoices = account.invoices()
+    assert [(i["issuing_date"], i["billing_periods"][0]["invoicing_reason"]) for i in invoices] == [
+        ("2026-04-01", "subscription_periodic"), ("2026-04-29", "subscription_terminating")]
+    assert _fees(invoices[1]) == [("subscription", 2900), ("charge", 6)]
+
+
+def test_a_grace_period_gives_a_draft_that_refreshes_and_finalizes(
+    api_at: falcon.testing.TestClient, tenant: IssuedKey, invoicing: Invoicing
+) -> None:
+    account = Account(api_at, tenant, in_advance=False, customer={"billing_configuration": {"invoice_grace_period": 3}})
+    account.send(5)
+    invoicing.run_due(datetime(2026, 4, 1, 1, tzinfo=UTC))
+    [draft] = account.invoices()
+    assert (draft["status"], draft["number"][-6:], draft["total_amount_cents"]) == ("draft", "-DRAFT", 1558)
+
+    account.send(5, at=MARCH_20 + 60)  # a late event for March
+    refreshed = account.call("PUT", f"invoices/{draft['lago_id']}/refresh")["invoice"]
+    finalized = account.call("PUT", f"invoices/{draft['lago_id']}/finalize")["invoice"]
+
+    assert refreshed["total_amount_cents"] == 1568
+    assert (finalized["status"], finalized["number"][-7:]) == ("finalized", "001-001")
+
+
+def test_invoice_lifecycle_over_the_api(api_at: falcon.testing.TestClient, tenant: IssuedKey, invoicing: Invoicing) -> None:
+    account = Account(api_at, tenant, in_advance=False)
+    invoicing.run_due(NOW)
+    [invoice] = account.invoices()
+    lago_id = invoice["lago_id"]
+
+    paid = account.call("PUT", f"invoices/{lago_id}", {"invoice": {"payment_status": "succeeded",
+                                                                     "metadata": [{"key": "po", "value": "42"}]}})
+    assert (paid["invoice"]["payment_status"], paid["invoice"]["total_due_amount_cents"]) == ("succeeded", 0)
+    assert paid["invoice"]["metadata"][0]["key"] == "po"
+    account.call("PUT", f"invoices/{lago_id}/finalize", status=404)
+    account.call("DELETE", f"invoices/{lago_id}", status=405)
+    voided = account.call("POST", f"invoices/{lago_id}/void")["invoice"]
+    assert voided["status"] == "voided"
+    assert account.call("PUT", f"invoices/{lago_id}", {"invoice": {"payment_status": "failed"}}, status=405)["code"] == \
+        "update_on_voided_invoice"
+    account.call("GET", "invoices/not-a-uuid", status=404)
+
+
+def test_invoices_and_fees_are_listed_with_lagos_filters(
+    api_at: falcon.testing.TestClient, tenant: IssuedKey, invoicing: Invoicing
+) -> None:
+    account = Account(api_at, tenant, in_advance=False)
+    account.send(5)
+    invoicing.run_due(NOW)
+
+    assert account.call("GET", "invoices?status=draft")["meta"]["total_count"] == 0
+    assert account.call("GET", "invoices?external_customer_id=cus&status=finalized")["meta"]["total_count"] == 1
+    assert account.call("GET", "invoices?issuing_date_from=2026-04-02")["meta"]["total_count"] == 0
+    assert account.call("GET", "invoices?status=bogus", status=422)["error_details"] == {"status": ["value_is_invalid"]}
+    fees = account.call("GET", "fees?fee_type=charge")["fees"]
+    assert [(f["item"]["code"], f["amount_cents"], f["external_subscription_id"]) for f in fees] == [("calls", 10, "sub")]
+    assert account.call("GET", f"fees/{fees[0]['lago_id']}")["fee"]["lago_id"] == fees[0]["lago_id"]
+    assert account.call("GET", "customers/cus/invoices")["meta"]["total_count"] == 1
+
+
+def test_an_organization_never_sees_anothers_invoices(
+    api_at: falcon.testing.TestClient, tenant: IssuedKey, shared_store: Store, invoicing: Invoicing
+) -> None:
+    account = Account(api_at, tenant, in_advance=False)
+    invoicing.run_due(NOW)
+    [invoice] = account.invoices()
+    other = shared_store.billing.create_organization("Other Org For Invoices")
+    stranger = Account.__new__(Account)
+    stranger.api, stranger.key = api_at, other
+
+    assert stranger.call("GET", "invoices")["meta"]["total_count"] == 0
+    stranger.call("GET", f"invoices/{invoice['lago_id']}", status=404)
+    stranger.call("GET", f"fees/{invoice['fees'][0]['lago_id']}", status=404)
