@@ -226,6 +226,11 @@ class InvoiceCommands(SubscriptionCommands):
         invoice.update(payment_status=payment_status, metadata=metadata)
         self._save(invoice)
 
+    def attach_invoice_file(self, organization_id: UUID, invoice_id: UUID, key: str) -> None:
+        invoice = self.invoice(organization_id, invoice_id)
+        invoice.attach_file(key)
+        self._save(invoice)
+
     def _number(self, invoice: Invoice, customer: Customer, organization: Organization, now: datetime) -> list[Aggregate]:
         """Finalize with the next numbers (I2); returns the sequences (and customer) to save with it."""
         settings = organization.settings

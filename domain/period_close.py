@@ -23,6 +23,7 @@ from domain.subscription_fee import FeeWindow, billed_window, prorated_cents
 from domain.usage import NO_FILTER
 
 _DAY_SECONDS = Decimal(86_400)
+_UNIT = Decimal("1E-10")  # a unit price in minor units, to ten decimals
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ def charge_fees(facts: SubscriptionFacts, invoice_id: UUID, period: Period, buck
         charged = by_charge.get(charge.id, [])
         for bucket in charged:
             group = "&".join(f"{k}={v}" for k, v in bucket.group)
-            unit = (bucket.precise_amount_cents / bucket.units) if bucket.units else Decimal(0)
+            unit = (bucket.precise_amount_cents / bucket.units).quantize(_UNIT) if bucket.units else Decimal(0)
             fees.append(Fee(
                 id=uuid5(invoice_id, f"charge/{charge.id}/{bucket.filter_id}/{group}"),
                 fee_type="charge", item_id=bucket.metric_id, item_code=bucket.metric_code, item_name=bucket.metric_name,

@@ -27,7 +27,7 @@ from domain.metering import Metering
 from domain.plan import PlanDefinition
 from domain.subscription import SubscriptionTerms
 from domain.tax import TaxDefinition
-from interfaces import embedded_postgres
+from interfaces import embedded_postgres, invoice_files
 from interfaces.http.app import Readers
 from projections.catalog import (
     AddOns,
@@ -218,6 +218,7 @@ def open_store(
         usage=UsageReader(pool, freshness),
         events=EventsReader(pool, freshness),
         invoices=InvoicesReader(pool, freshness, "invoices", InvoicesView, InvoiceRecord),
+        pool=pool,
     )
     return Store(url, billing, metering, pool, projectors, freshness, readers, apps)
 
@@ -230,6 +231,7 @@ def migrate(url: str) -> list[str]:
             apps = {cls.name: cls(env=application_env(url, create_table=True, pool_size=1)) for cls in APPLICATIONS}
             try:
                 conn.execute(IMMUTABLE_EVENTS_DDL)
+                conn.execute(invoice_files.DDL)
                 for app in apps.values():
                     _make_immutable(conn, app.recorder.events_table_name)  # type: ignore[attr-defined]
                 with open_pool(url, role="migrate", size=2) as pool:

@@ -228,3 +228,31 @@ def test_an_organization_never_sees_anothers_invoices(
     assert stranger.call("GET", "invoices")["meta"]["total_count"] == 0
     stranger.call("GET", f"invoices/{invoice['lago_id']}", status=404)
     stranger.call("GET", f"fees/{invoice['fees'][0]['lago_id']}", status=404)
+
+
+def test_download_renders_the_pdf_once_and_serves_it(
+    api_at: falcon.testing.TestClient, tenant: IssuedKey, invoicing: Invoicing
+) -> None:
+    account = Account(api_at, tenant, in_advance=False, customer={
+        "address_line1": "Östra Hamngatan 5", "city": "Göteborg", "zipcode": "411 10", "country": "SE"})
+    account.send(5)
+    invoicing.run_due(NOW)
+    [invoice] = account.invoices()
+
+    downloaded = account.call("POST", f"invoices/{invoice['lago_id']}/download")["invoice"]
+    again = account.call("POST", f"invoices/{invoice['lago_id']}/download_pdf")["invoice"]
+    pdf = api_at.simulate_get(f"/api/v1/invoices/{invoice['lago_id']}/file.pdf", headers=bearer(account.key))
+
+    assert downloaded["file_url"] == again["file_url"] == f"/api/v1/invoices/{invoice['lago_id']}/file.pdf"
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF") and len(pdf.content) > 5000
+    unauthenticated = api_at.simulate_get(f"/api/v1/invoices/{invoice['lago_id']}/file.pdf")
+    assert unauthenticated.status_code == 401
+
+
+def test_drafts_have_no_pdf(api_at: falcon.testing.TestClient, tenant: IssuedKey, invoicing: Invoicing) -> None:
+    account = Account(api_at, tenant, in_advance=False, customer={"billing_configuration": {"invoice_grace_period": 3}})
+    invoicing.run_due(datetime(2026, 4, 1, 1, tzinfo=UTC))
+    [draft] = account.invoices()
+
+    account.call("POST", f"invoices/{draft['lago_id']}/download", status=404)

@@ -46,6 +46,7 @@ from interfaces.http.subscriptions import (
 )
 from interfaces.http.usage import CurrentUsage, EstimateFees
 from interfaces.http.wire import respond
+from interfaces.invoice_files import InvoiceFiles
 from interfaces.invoicing import Invoicing
 from projections.catalog import TaxesReader
 from projections.documents import DocumentReader
@@ -75,6 +76,7 @@ class Readers:
     usage: UsageReader
     events: EventsReader
     invoices: InvoicesReader
+    pool: Any = None  # the read pool, for files kept beside the views
 
 
 class OpenApiResource:
@@ -141,7 +143,8 @@ def create_app(
         EventBatch(ingestion, committer),
         EventMember(readers.events, clock),
         *invoices.resources(billing, invoicing, readers.invoices, readers.customers, readers.subscriptions,
-                            invoice_presenter, clock),
+                            readers.organizations, invoice_presenter, customer_presenter, InvoiceFiles(readers.pool),
+                            clock),
     ]
     operations = [op for resource in resources for op in resource.operations]
     resources.append(OpenApiResource(operations))

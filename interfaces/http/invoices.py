@@ -13,6 +13,7 @@ import msgspec
 from psycopg import sql
 
 from domain.application import Billing
+from domain.currency import minor_unit_exponent
 from domain.customer import CustomerNotFound
 from domain.errors import ValidationFailed
 from domain.fee import Fee, FeeNotFound
@@ -20,6 +21,7 @@ from domain.invoice import INVOICE_TYPES, PAYMENT_STATUSES, InvoiceNotFound
 from interfaces.http.customers import CustomerObject, CustomerPresenter, list_param
 from interfaces.http.openapi import PAGINATION, Operation, Param
 from interfaces.http.wire import Body, PageRequest, given, respond, timestamp
+from interfaces.invoice_files import InvoiceFiles, render
 from interfaces.invoicing import Invoicing
 from projections.documents import Condition, Document
 from projections.invoices import InvoiceFilters, InvoiceRecord, InvoicesReader
@@ -261,6 +263,7 @@ class InvoicePresenter:
 def present_fee(fee: Fee, invoice: Document[InvoiceRecord], customer: CustomerObject | None,
                 external: dict[UUID, str]) -> FeeObject:
     record = invoice.data
+    exponent = minor_unit_exponent(fee.currency)
     item_type = {"subscription": "Subscription", "charge": "BillableMetric", "add_on": "AddOn"}.get(fee.fee_type, "Subscription")
     taxes = fee.taxes_amount_cents
     grouped = dict(fee.grouped_by)
@@ -276,12 +279,12 @@ def present_fee(fee: Fee, invoice: Document[InvoiceRecord], customer: CustomerOb
               "filters": None, "filter_invoice_display_name": fee.filter_display_name,
               "lago_item_id": str(fee.item_id), "item_type": item_type, "grouped_by": grouped},
         pay_in_advance=fee.pay_in_advance, invoiceable=fee.invoiceable, amount_cents=fee.amount_cents,
-        amount_currency=fee.currency, precise_amount=_decimal(fee.precise_amount_cents / 100),
-        precise_total_amount=_decimal((fee.precise_amount_cents + fee.taxes_precise_amount_cents) / 100),
+        amount_currency=fee.currency, precise_amount=_decimal(fee.precise_amount_cents.scaleb(-exponent)),
+        precise_total_amount=_decimal((fee.precise_amount_cents + fee.taxes_precise_amount_cents).scaleb(-exponent)),
         taxes_amount_cents=taxes, taxes_precise_amount=_decimal(fee.taxes_precise_amount_cents),
         taxes_rate=float(fee.taxes_rate), total_aggregated_units=_units(fee.units),
         total_amount_cents=fee.amount_cents + taxes, total_amount_currency=fee.currency, units=_units(fee.units),
-        description=fee.description, precise_unit_amount=_decimal(fee.precise_unit_amount / 100),
+        description=fee.description, precise_unit_amount=_decimal(fee.precise_unit_amount.scaleb(-exponent)),
         precise_coupons_amount_cents="0.0", sub_total_excluding_taxes_amount_cents=fee.amount_cents,
         sub_total_excluding_taxes_precise_amount_cents=_decimal(fee.precise_amount_cents),
         events_count=fee.events_count, payment_status=record.payment_status,
@@ -479,6 +482,63 @@ class InvoiceVoid(InvoicesBase):
         self._show(resp, req.context.organization_id, invoice_id)
 
 
+class InvoiceDownload(InvoicesBase):
+    path = "/api/v1/invoices/{lago_id}/download"
+    operations = (
+        Operation("POST", path, "Render the invoice PDF (once) and answer with its file_url", "invoices", InvoiceObject,
+                  "invoice", errors=(401, 404)),
+    )
+
+    def __init__(self, *args: Any, files: InvoiceFiles, organizations: OrganizationsReader,
+                 customer_presenter: CustomerPresenter, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._files = files
+        self._organizations = organizations
+        self._customer_presenter = customer_presenter
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, lago_id: str) -> None:
+        organization_id = req.context.organization_id
+        invoice_id = _id(lago_id)
+        document = self._invoices.by_id(organization_id, invoice_id)
+        if document is None or document.data.status not in ("finalized", "voided"):
+            raise InvoiceNotFound(key=invoice_id)  # Lago: finalized invoices only
+        if document.data.file_key is None:
+            organization = self._organizations.get(organization_id)
+            customer = self._customers.by_id(organization_id, document.data.customer_id)
+            timezone = self._customer_presenter.timezone(organization_id, customer.data) if customer else "UTC"
+            if self._files.get(organization_id, invoice_id) is None and organization is not None:
+                self._files.put(organization_id, invoice_id, render(document, organization, customer, timezone))
+            self._billing.attach_invoice_file(organization_id, invoice_id, f"invoice_files/{invoice_id}")
+        self._show(resp, organization_id, invoice_id)
+
+
+class InvoiceDownloadAlias(InvoiceDownload):
+    path = "/api/v1/invoices/{lago_id}/download_pdf"
+    operations = (
+        Operation("POST", path, "Same as /download (Lago's alias)", "invoices", InvoiceObject, "invoice",
+                  errors=(401, 404)),
+    )
+
+
+class InvoiceFile(InvoicesBase):
+    path = "/api/v1/invoices/{lago_id}/file.pdf"
+    operations = (
+        Operation("GET", path, "The invoice PDF itself (the file_url; needs the API key)", "invoices", None, None,
+                  extension=True, errors=(401, 404)),
+    )
+
+    def __init__(self, *args: Any, files: InvoiceFiles, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._files = files
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, lago_id: str) -> None:
+        content = self._files.get(req.context.organization_id, _id(lago_id))
+        if content is None:
+            raise InvoiceNotFound(key=lago_id)
+        resp.content_type = "application/pdf"
+        resp.data = content
+
+
 class FeeCollection(InvoicesBase):
     path = "/api/v1/fees"
     operations = (
@@ -540,10 +600,13 @@ class FeeMember(FeeCollection):
 
 
 def resources(billing: Billing, invoicing: Invoicing, invoices: InvoicesReader, customers: CustomersReader,
-              subscriptions: SubscriptionsReader, presenter: InvoicePresenter, now: Callable[[], datetime]) -> list[Any]:
+              subscriptions: SubscriptionsReader, organizations: OrganizationsReader, presenter: InvoicePresenter,
+              customer_presenter: CustomerPresenter, files: InvoiceFiles, now: Callable[[], datetime]) -> list[Any]:
     parts = (billing, invoicing, invoices, customers, presenter, now)
+    download = {"files": files, "organizations": organizations, "customer_presenter": customer_presenter}
     return [
         InvoiceCollection(*parts), CustomerInvoices(*parts), InvoiceMember(*parts), InvoiceRefresh(*parts),
-        InvoiceFinalize(*parts), InvoiceVoid(*parts), FeeCollection(*parts, subscriptions=subscriptions),
-        FeeMember(*parts, subscriptions=subscriptions),
+        InvoiceFinalize(*parts), InvoiceVoid(*parts), InvoiceDownload(*parts, **download),
+        InvoiceDownloadAlias(*parts, **download), InvoiceFile(*parts, files=files),
+        FeeCollection(*parts, subscriptions=subscriptions), FeeMember(*parts, subscriptions=subscriptions),
     ]

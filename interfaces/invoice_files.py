@@ -1,0 +1,134 @@
+"""Rendered invoice PDFs: generated once, on first download, and kept beside the ledger.
+
+A file is derived data — the invoice's events fix every figure on it — so it is stored in a
+plain table, not the event store; the invoice records that it has one (``FileAttached``).
+A file is never re-rendered, so what a customer downloaded stays what they downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from psycopg_pool import ConnectionPool
+
+from domain.address import Address
+from domain.currency import minor_unit_exponent
+from domain.customer import CustomerProfile
+from interfaces.pdf import (
+    InvoiceDocument,
+    Party,
+    PdfLine,
+    PdfTax,
+    format_date,
+    render_invoice,
+)
+from projections.documents import Document
+from projections.invoices import InvoiceRecord
+from projections.organizations import OrganizationRecord
+
+DDL = """
+CREATE TABLE IF NOT EXISTS invoice_files (
+    invoice_id uuid PRIMARY KEY,
+    organization_id uuid NOT NULL,
+    content bytea NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+class InvoiceFiles:
+    def __init__(self, pool: ConnectionPool[Any]) -> None:
+        self._pool = pool
+
+    def get(self, organization_id: UUID, invoice_id: UUID) -> bytes | None:
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT content FROM invoice_files WHERE organization_id = %s AND invoice_id = %s",
+                               (organization_id, invoice_id)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def put(self, organization_id: UUID, invoice_id: UUID, content: bytes) -> bytes:
+        """Keep the first file rendered for an invoice; a concurrent second render is dropped."""
+        with self._pool.connection() as conn:
+            conn.execute("INSERT INTO invoice_files (invoice_id, organization_id, content) VALUES (%s, %s, %s) "
+                         "ON CONFLICT (invoice_id) DO NOTHING", (invoice_id, organization_id, content))
+        return self.get(organization_id, invoice_id) or content
+
+
+_UNIT_PRECISION = Decimal("0.0001")  # of a minor unit: enough to show sub-cent prices, no repeating digits
+
+
+def _tiers(details: tuple[tuple[str, str], ...], currency: str) -> tuple[tuple[str, Decimal, int], ...]:
+    """A tiered fee's ranges as printed: ``0 – 100``, its units, and what the range billed."""
+    exponent = minor_unit_exponent(currency)
+    tiers = []
+    for label, raw in details:
+        if not label.startswith("tier "):
+            continue
+        low, _, high = label[len("tier "):].partition("-")
+        figures = json.loads(raw)
+        amount = int(Decimal(figures["amount"]).scaleb(exponent).to_integral_value(rounding=ROUND_HALF_UP))
+        tiers.append((f"{low} – {high}" if high else f"{low} and above", Decimal(figures["units"]), amount))
+    return tuple(tiers)
+
+
+def _lines(address: Address) -> tuple[str, ...]:
+    city = " ".join(p for p in (address.zipcode, address.city) if p)
+    parts = (address.address_line1, address.address_line2, city, address.state, address.country)
+    return tuple(p for p in parts if p)
+
+
+def _period(start: datetime | None, end: datetime | None, timezone: str) -> str | None:
+    if start is None or end is None:
+        return None
+    zone = ZoneInfo(timezone)
+    last = (end.astimezone(zone).date().toordinal() - 1) if end.astimezone(zone).time() == datetime.min.time() \
+        else end.astimezone(zone).date().toordinal()
+    return f"{format_date(start.astimezone(zone).date())} – {format_date(date.fromordinal(max(last, start.astimezone(zone).date().toordinal())))}"
+
+
+def invoice_document(invoice: Document[InvoiceRecord], organization: OrganizationRecord,
+                     customer: Document[CustomerProfile] | None, timezone: str) -> InvoiceDocument:
+    """What the PDF shows, from the invoice as read: nothing is computed here that the ledger does not hold."""
+    record = invoice.data
+    settings = organization.settings
+    seller = Party(name=organization.name, legal_name=settings.legal_name, address_lines=_lines(settings.address),
+                   email=settings.email, tax_identification_number=settings.tax_identification_number)
+    profile = customer.data if customer is not None else CustomerProfile()
+    buyer = Party(name=profile.name or profile.external_id, legal_name=profile.legal_name,
+                  address_lines=_lines(profile.address), email=profile.email,
+                  tax_identification_number=profile.tax_identification_number)
+    lines = []
+    for fee in record.fees:
+        description = fee.invoice_display_name or fee.item_name
+        if fee.filter_display_name:
+            description += f" — {fee.filter_display_name}"
+        if fee.grouped_by:
+            description += " — " + ", ".join(f"{k}: {v}" for k, v in fee.grouped_by)
+        if fee.trial:
+            description += " (after trial)"
+        lines.append(PdfLine(description=description, units=fee.units,
+                             unit_amount_cents=fee.precise_unit_amount.quantize(_UNIT_PRECISION).normalize(),
+                             amount_cents=fee.amount_cents, period=_period(fee.from_at, fee.to_at, timezone),
+                             tiers=_tiers(fee.amount_details, record.currency)))
+    period = record.billing_periods[0] if record.billing_periods else None
+    return InvoiceDocument(
+        number=record.number or "DRAFT", issuing_date=record.issuing_date, payment_due_date=record.payment_due_date,
+        currency=record.currency, seller=seller, buyer=buyer, lines=tuple(lines),
+        fees_amount_cents=record.fees_amount_cents, coupons_amount_cents=0,
+        taxes=tuple(PdfTax(t.name, t.rate, t.amount_cents) for t in record.tax_lines),
+        taxes_amount_cents=record.taxes_amount_cents, credits_amount_cents=0,
+        total_amount_cents=record.total_amount_cents, status=record.status,
+        billing_period=_period(period.charges_from_at or period.subscription_from_at,
+                               period.charges_to_at or period.subscription_to_at, timezone) if period else None,
+        footer=settings.billing_configuration.invoice_footer,
+    )
+
+
+def render(invoice: Document[InvoiceRecord], organization: OrganizationRecord,
+           customer: Document[CustomerProfile] | None, timezone: str) -> bytes:
+    return render_invoice(invoice_document(invoice, organization, customer, timezone))
