@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from domain.application import Billing
+from domain.application import Billing, ConcurrentWrite
 from domain.currency import minor_unit_exponent
 from domain.fee import AppliedTax
 from domain.period_close import PricedBucket, TaxTable
@@ -164,6 +164,8 @@ class Invoicing:
     def _attempt(done: InvoicingPass, step: Callable[[], object]) -> object | None:
         try:
             return step()
+        except ConcurrentWrite:  # another scheduler moved it first: its write stands, nothing is lost
+            return None
         except Exception:  # one subscription's failure never stops the others; the next pass retries it
             done.failed += 1
             log.exception("invoicing step failed")
