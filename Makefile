@@ -27,3 +27,4 @@ clean:
 
 bench: install
 	$(BIN)/python -m tests.benchmarks.ingest
+	$(BIN)/python -m tests.benchmarks.close

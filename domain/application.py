@@ -27,6 +27,7 @@ from domain.organization import (
     default_document_prefix,
 )
 from domain.invoice_commands import InvoiceCommands
+from domain.sequence import Sequence
 
 __all__ = ["Billing", "ConcurrentWrite"]
 
@@ -35,6 +36,7 @@ class Billing(InvoiceCommands, Application[UUID]):
     """The write side of everything but usage events."""
 
     name = "Billing"
+    snapshotting_intervals = {Sequence: 50}  # numbers are taken often; a snapshot keeps each load short
 
     def __init__(self, env: Any = None) -> None:
         super().__init__(env)

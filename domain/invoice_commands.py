@@ -57,8 +57,14 @@ class InvoiceCommands(SubscriptionCommands):
             return None
         return self._facts(subscription, self._load(subscription.customer_id, Customer, CustomerNotFound))
 
-    def _facts(self, subscription: Subscription, customer: Customer) -> SubscriptionFacts:
+    def _facts(self, subscription: Subscription, customer: Customer,
+                organization: Organization | None = None) -> SubscriptionFacts:
         plan = self._load(subscription.plan_id, Plan, PlanNotFound)
+        if customer.definition.timezone:
+            timezone = str(customer.definition.timezone)
+        else:
+            organization = organization or self._load(subscription.organization_id, Organization, OrganizationNotFound)
+            timezone = organization.settings.timezone or "UTC"
         if subscription.started_at is None:
             raise SubscriptionNotFound(key=subscription.id)
         return SubscriptionFacts(
@@ -66,7 +72,7 @@ class InvoiceCommands(SubscriptionCommands):
             plan_id=plan.id, plan=plan.definition, billing_time=subscription.terms.billing_time,
             subscription_at=subscription.terms.subscription_at, started_at=subscription.started_at,
             created_at=subscription.created_at or subscription.created_on, trial_anchor_at=subscription.trial_anchor_at,
-            timezone=self._timezone(customer), terminated_at=subscription.terminated_at,
+            timezone=timezone, terminated_at=subscription.terminated_at,
             upgraded=subscription.upgraded, organization_id=subscription.organization_id,
         )
 
@@ -100,13 +106,14 @@ class InvoiceCommands(SubscriptionCommands):
         if subscription.billed_until is not None and boundary <= subscription.billed_until:
             return None
         customer = self._load(subscription.customer_id, Customer, CustomerNotFound)
-        facts = self._facts(subscription, customer)
+        organization = self._load(subscription.organization_id, Organization, OrganizationNotFound)
+        facts = self._facts(subscription, customer, organization)
         invoice_id = Invoice.create_id(subscription.organization_id, f"subscription/{subscription.id}/{boundary.isoformat()}")
         taxes = self._with_customer(taxes, customer)
         due = at_boundary(facts, invoice_id, boundary, buckets, taxes)
         subscription.close_period(boundary, invoice_id, charges_period(facts, boundary).ends_at)
         return self._issue(subscription, customer, facts, due, f"subscription/{subscription.id}/{boundary.isoformat()}",
-                           boundary, buckets, taxes, positions, now)
+                           boundary, buckets, taxes, positions, now, organization)
 
     def invoice_start(self, subscription_id: UUID, taxes: TaxTable, positions: tuple[int, int], now: datetime) -> UUID | None:
         """An in-advance plan started now bills its first period at once (P3); None when nothing is owed."""
@@ -149,8 +156,8 @@ class InvoiceCommands(SubscriptionCommands):
 
     def _issue(self, subscription: Subscription, customer: Customer, facts: SubscriptionFacts, due: Due, key: str,
                billed_at: datetime, buckets: Sequence[PricedBucket], taxes: TaxTable, positions: tuple[int, int],
-               now: datetime) -> UUID | None:
-        organization = self._load(subscription.organization_id, Organization, OrganizationNotFound)
+               now: datetime, organization: Organization | None = None) -> UUID | None:
+        organization = organization or self._load(subscription.organization_id, Organization, OrganizationNotFound)
         issuing_date = billed_at.astimezone(ZoneInfo(facts.timezone)).date()
         grace = _grace_days(customer, organization)
         invoice = Invoice.issue(

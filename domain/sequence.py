@@ -7,9 +7,11 @@ the version, one is retried, and no number is skipped or given twice.
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import Aggregate, Snapshot, event
 
 from domain import identity
 from domain.errors import NotFound
@@ -19,7 +21,24 @@ class SequenceNotFound(NotFound):
     resource = "sequence"
 
 
+class SequenceSnapshot(Snapshot):
+    """A sequence's state at a version: taken every so often, so a long sequence loads in one read.
+
+    Snapshot state is stored as plain JSON; ids and times come back as text and are restored here."""
+
+    def mutate(self, _: Any) -> Any:
+        aggregate = super().mutate(None)
+        aggregate.organization_id = UUID(str(aggregate.organization_id))
+        for name in ("_created_on", "_modified_on"):
+            value = getattr(aggregate, name, None)
+            if isinstance(value, str):
+                setattr(aggregate, name, datetime.fromisoformat(value))
+        return aggregate
+
+
 class Sequence(Aggregate):
+    Snapshot = SequenceSnapshot
+
     @staticmethod
     def create_id(organization_id: UUID, scope: str) -> UUID:
         return identity.scoped_id(organization_id, "sequence", scope)

@@ -50,15 +50,18 @@ class Invoicing:
     def __init__(self, billing: Billing, readers: Readers) -> None:
         self._billing = billing
         self._readers = readers
-
+        self._taxes: dict[UUID, TaxTable] | None = None  # remembered for the length of one pass
     # --- one subscription ---------------------------------------------------------------------------
 
-    def close(self, subscription_id: UUID, boundary: datetime, now: datetime) -> UUID | None:
-        facts = self._billing.billing_facts(subscription_id)
-        if facts is None:
-            return None
+    def close(self, subscription_id: UUID, boundary: datetime, now: datetime,
+              organization_id: UUID | None = None) -> UUID | None:
+        if organization_id is None:
+            facts = self._billing.billing_facts(subscription_id)
+            if facts is None:
+                return None
+            organization_id = facts.organization_id
         usage, positions = self._readers.usage.for_billing(subscription_id, boundary - _INSTANT)
-        return self._billing.close_period(subscription_id, boundary, buckets(usage), self.taxes(facts.organization_id),
+        return self._billing.close_period(subscription_id, boundary, buckets(usage), self.taxes(organization_id),
                                           _positions(positions), now)
 
     def start(self, subscription_id: UUID, now: datetime) -> UUID | None:
@@ -108,38 +111,56 @@ class Invoicing:
     def taxes(self, organization_id: UUID | None) -> TaxTable:
         if organization_id is None:
             return TaxTable({}, (), ())
+        if self._taxes is not None and organization_id in self._taxes:
+            return self._taxes[organization_id]
         documents, _ = self._readers.taxes.page(organization_id, 0, 10_000)
         applied = {d.data.code: (AppliedTax(tax_id=d.id, code=d.data.code, name=d.data.name, rate=d.data.rate or 0,
                                             description=d.data.description), bool(d.extra.get("applied_to_organization")))
                    for d in documents}
-        return TaxTable({code: tax for code, (tax, _) in applied.items()},
-                        tuple(tax for tax, default in applied.values() if default), ())
+        table = TaxTable({code: tax for code, (tax, _) in applied.items()},
+                         tuple(tax for tax, default in applied.values() if default), ())
+        if self._taxes is not None:
+            self._taxes[organization_id] = table
+        return table
 
     # --- a pass over everything due -------------------------------------------------------------------
 
     def run_due(self, now: datetime, *, rounds: int = 1000, on_progress: Callable[[int], None] | None = None) -> InvoicingPass:
         """Schedule, close (catching up every missed period), bill starts and terminations, finalize drafts."""
         done = InvoicingPass()
-        for _ in range(rounds):
-            due = self._readers.subscriptions.billing_due(now)
-            if not len(due):
-                break
-            for subscription_id in due.to_schedule:
-                done.scheduled += self._attempt(done, lambda s=subscription_id: self._billing.schedule_billing(s)) is not None
-            for subscription_id, boundary in due.to_close:
-                done.closed += self._attempt(done, lambda s=subscription_id, b=boundary: self.close(s, b, now)) is not None
-                if on_progress:
-                    on_progress(1)
-            for subscription_id in due.to_start:
-                done.started += self._attempt(done, lambda s=subscription_id: self.start(s, now)) is not None
-            for subscription_id in due.to_finish:
-                done.finished += self._attempt(done, lambda s=subscription_id: self.finish(s, now)) is not None
-            if done.failed and not (done.closed or done.scheduled or done.started or done.finished):
-                break  # nothing moves: stop rather than spin on the same failures
-        for organization_id, invoice_id in self._readers.invoices.drafts_due(now.date()):
-            if self._attempt(done, lambda o=organization_id, i=invoice_id: self.finalize(o, i, now)) is not None:
-                done.finalized += 1
+        self._taxes = {}
+        try:
+            for _ in range(rounds):
+                # One read scope a round: the views are brought up to the logs once, not after each of our own writes
+                # (invoices change no usage); the next round sees the closes of this one.
+                with self._readers.freshness.read_scope():
+                    if not self._round(done, now, on_progress):
+                        break
+            for organization_id, invoice_id in self._readers.invoices.drafts_due(now.date()):
+                if self._attempt(done, lambda o=organization_id, i=invoice_id: self.finalize(o, i, now)) is not None:
+                    done.finalized += 1
+        finally:
+            self._taxes = None
         return done
+
+    def _round(self, done: InvoicingPass, now: datetime, on_progress: Callable[[int], None] | None) -> bool:
+        """One round over what is due; False when nothing was, or nothing could move."""
+        due = self._readers.subscriptions.billing_due(now)
+        if not len(due):
+            return False
+        before = (done.scheduled, done.closed, done.started, done.finished)
+        for subscription_id in due.to_schedule:
+            done.scheduled += self._attempt(done, lambda s=subscription_id: self._billing.schedule_billing(s)) is not None
+        for subscription_id, boundary, organization_id in due.to_close:
+            done.closed += self._attempt(
+                done, lambda s=subscription_id, b=boundary, o=organization_id: self.close(s, b, now, o)) is not None
+            if on_progress:
+                on_progress(1)
+        for subscription_id in due.to_start:
+            done.started += self._attempt(done, lambda s=subscription_id: self.start(s, now)) is not None
+        for subscription_id in due.to_finish:
+            done.finished += self._attempt(done, lambda s=subscription_id: self.finish(s, now)) is not None
+        return (done.scheduled, done.closed, done.started, done.finished) != before  # else stop, don't spin
 
     def finalize(self, organization_id: UUID, invoice_id: UUID, now: datetime) -> UUID:
         self.refresh(organization_id, invoice_id, now)

@@ -122,7 +122,7 @@ class BillingDue:
     """Subscriptions with invoicing to do: schedule, close periods, bill a start, bill a termination."""
 
     to_schedule: list[UUID]
-    to_close: list[tuple[UUID, datetime]]
+    to_close: list[tuple[UUID, datetime, UUID]]  # subscription, boundary, organization
     to_start: list[UUID]
     to_finish: list[UUID]
 
@@ -133,22 +133,23 @@ class BillingDue:
 class SubscriptionsReader(DocumentReader[SubscriptionTerms]):
     def billing_due(self, now: datetime, limit: int = 10_000) -> BillingDue:
         """Across all organizations, what invoicing is due at ``now`` (periods before a termination first)."""
-        self._freshness.wait(["subscriptions"])
+        self._freshness.wait(["subscriptions", "plans"])
         live = "started_at IS NOT NULL AND NOT final_billed AND status IN ('active', 'terminated')"
         with self._pool.connection() as conn:
             schedule = conn.execute(
                 f"SELECT id FROM subscriptions WHERE {live} AND next_close_at IS NULL LIMIT %s", (limit,)).fetchall()
             close = conn.execute(
-                f"SELECT id, next_close_at FROM subscriptions WHERE {live} AND next_close_at <= %s "
+                f"SELECT id, next_close_at, organization_id FROM subscriptions WHERE {live} AND next_close_at <= %s "
                 "AND (terminated_at IS NULL OR next_close_at < terminated_at) ORDER BY next_close_at LIMIT %s",
                 (now, limit)).fetchall()
-            start = conn.execute(
-                "SELECT id FROM subscriptions WHERE status = 'active' AND started_at IS NOT NULL AND NOT start_billed "
+            start = conn.execute(  # only plans paid in advance bill a start
+                "SELECT s.id FROM subscriptions s JOIN plans p ON p.id = s.plan_id WHERE s.status = 'active' "
+                "AND s.started_at IS NOT NULL AND NOT s.start_billed AND (p.data->>'pay_in_advance')::boolean "
                 "LIMIT %s", (limit,)).fetchall()
             finish = conn.execute(
                 "SELECT id FROM subscriptions WHERE status = 'terminated' AND started_at IS NOT NULL AND NOT final_billed "
                 "AND (next_close_at IS NULL OR next_close_at >= terminated_at) LIMIT %s", (limit,)).fetchall()
-        return BillingDue([r[0] for r in schedule], [(r[0], r[1]) for r in close], [r[0] for r in start],
+        return BillingDue([r[0] for r in schedule], [(r[0], r[1], r[2]) for r in close], [r[0] for r in start],
                           [r[0] for r in finish])
 
     def by_external_id(self, organization_id: UUID, external_id: str, status: str) -> Document[SubscriptionTerms] | None:
