@@ -232,8 +232,10 @@ class InvoicesReader(DocumentReader[InvoiceRecord]):
         return self.page(organization_id, offset, limit, filters.conditions())
 
     def drafts_due(self, today: date, limit: int = 1000) -> list[tuple[UUID, UUID]]:
-        """Across organizations: drafts whose grace period is over, as (organization, invoice)."""
-        self.fresh()
+        """Across organizations: drafts whose grace period is over, as (organization, invoice).
+
+        Read as the view stands, without waiting for it: a draft the view has not reached yet is
+        finalized by the next pass, a minute later, and finalizing is idempotent."""
         with self._pool.connection() as conn:
             rows = conn.execute(
                 "SELECT organization_id, id FROM invoices WHERE status = 'draft' AND deleted_at IS NULL "

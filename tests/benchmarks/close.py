@@ -86,9 +86,9 @@ def main() -> int:
             _organization(store, f"Bench {label}", count, events, started, now)
             store.close()
             env = {"DATABASE_URL": url, "TALLY_LOG_LEVEL": "warning"}
-            with process(sys.executable, "-m", "interfaces.cli", "worker", env=env):
+            with process(sys.executable, "-m", "interfaces.cli", "worker", env=env):  # running, as in production
                 caught_up(url)
-            elapsed, invoices, closing = _close_pass(url)
+                elapsed, invoices, closing = _close_pass(url)
             report[label] = (count, events, invoices, elapsed, closing)
     print()
     for label, (count, events, invoices, elapsed, closing) in report.items():
