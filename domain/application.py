@@ -12,12 +12,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, Repository
 from eventsourcing.persistence import IntegrityError
 
 from domain import api_key, identity
 from domain.api_key import ApiKey, ApiKeyNotFound, InvalidApiKey, IssuedKey
 from domain.errors import ValidationFailed
+from domain.invoice_commands import InvoiceCommands
 from domain.keyed_store import ConcurrentWrite
 from domain.organization import (
     Organization,
@@ -26,7 +27,6 @@ from domain.organization import (
     OrganizationSettings,
     default_document_prefix,
 )
-from domain.invoice_commands import InvoiceCommands
 from domain.sequence import Sequence
 
 __all__ = ["Billing", "ConcurrentWrite"]
@@ -41,6 +41,12 @@ class Billing(InvoiceCommands, Application[UUID]):
     def __init__(self, env: Any = None) -> None:
         super().__init__(env)
         self.observers: list[Callable[[], None]] = []  # told after every save, e.g. to drop caches
+
+    def construct_repository(self) -> Repository[UUID]:
+        """Only number sequences have snapshots: they alone are looked up with one (``snapshot_repository``);
+        every other load skips the snapshot query it could never use."""
+        self.snapshot_repository = super().construct_repository()
+        return Repository(event_store=self.events, snapshot_store=None)
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:
         recordings = super().save(*objs, **kwargs)

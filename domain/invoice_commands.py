@@ -8,13 +8,16 @@ second close of the same period — another scheduler, a retry, a crash mid-clos
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
 from domain.customer import Customer, CustomerNotFound
@@ -46,8 +49,28 @@ from domain.sequence import SequenceNotFound
 from domain.subscription import Subscription, SubscriptionNotFound
 from domain.subscription_commands import SubscriptionCommands
 
+_remembered: ContextVar[dict[UUID, Any] | None] = ContextVar("tally_remembered_aggregates", default=None)
+
 
 class InvoiceCommands(SubscriptionCommands):
+    @contextmanager
+    def remembering(self) -> Iterator[None]:
+        """For one scheduler pass: plans and organizations are loaded once, not once per invoice.
+        A plan changed during the pass applies from the next pass, as if the pass had run a moment earlier."""
+        token = _remembered.set({})
+        try:
+            yield
+        finally:
+            _remembered.reset(token)
+
+    def _load_rarely_changed(self, aggregate_id: UUID, kind: type[Any], missing: type[Exception]) -> Any:
+        memo = _remembered.get()
+        if memo is None:
+            return self._load(aggregate_id, kind, missing)
+        if aggregate_id not in memo:
+            memo[aggregate_id] = self._load(aggregate_id, kind, missing)
+        return memo[aggregate_id]
+
     # --- what billing needs to know ----------------------------------------------------------------
 
     def billing_facts(self, subscription_id: UUID) -> SubscriptionFacts | None:
@@ -59,11 +82,12 @@ class InvoiceCommands(SubscriptionCommands):
 
     def _facts(self, subscription: Subscription, customer: Customer,
                 organization: Organization | None = None) -> SubscriptionFacts:
-        plan = self._load(subscription.plan_id, Plan, PlanNotFound)
+        plan = self._load_rarely_changed(subscription.plan_id, Plan, PlanNotFound)
         if customer.definition.timezone:
             timezone = str(customer.definition.timezone)
         else:
-            organization = organization or self._load(subscription.organization_id, Organization, OrganizationNotFound)
+            organization = organization or self._load_rarely_changed(subscription.organization_id, Organization,
+                                                                     OrganizationNotFound)
             timezone = organization.settings.timezone or "UTC"
         if subscription.started_at is None:
             raise SubscriptionNotFound(key=subscription.id)
@@ -106,7 +130,7 @@ class InvoiceCommands(SubscriptionCommands):
         if subscription.billed_until is not None and boundary <= subscription.billed_until:
             return None
         customer = self._load(subscription.customer_id, Customer, CustomerNotFound)
-        organization = self._load(subscription.organization_id, Organization, OrganizationNotFound)
+        organization = self._load_rarely_changed(subscription.organization_id, Organization, OrganizationNotFound)
         facts = self._facts(subscription, customer, organization)
         invoice_id = Invoice.create_id(subscription.organization_id, f"subscription/{subscription.id}/{boundary.isoformat()}")
         taxes = self._with_customer(taxes, customer)
@@ -157,7 +181,8 @@ class InvoiceCommands(SubscriptionCommands):
     def _issue(self, subscription: Subscription, customer: Customer, facts: SubscriptionFacts, due: Due, key: str,
                billed_at: datetime, buckets: Sequence[PricedBucket], taxes: TaxTable, positions: tuple[int, int],
                now: datetime, organization: Organization | None = None) -> UUID | None:
-        organization = organization or self._load(subscription.organization_id, Organization, OrganizationNotFound)
+        organization = organization or self._load_rarely_changed(subscription.organization_id, Organization,
+                                                                 OrganizationNotFound)
         issuing_date = billed_at.astimezone(ZoneInfo(facts.timezone)).date()
         grace = _grace_days(customer, organization)
         invoice = Invoice.issue(
@@ -261,10 +286,14 @@ class InvoiceCommands(SubscriptionCommands):
         return changed
 
     def _sequence(self, organization_id: UUID, scope: str) -> NumberSequence:
+        repository = getattr(self, "snapshot_repository", self.repository)  # sequences are the snapshotted kind
         try:
-            return self._load(NumberSequence.create_id(organization_id, scope), NumberSequence, SequenceNotFound)
-        except SequenceNotFound:
+            found = repository.get(NumberSequence.create_id(organization_id, scope))
+        except AggregateNotFoundError:
             return NumberSequence.start(organization_id, scope)
+        if not isinstance(found, NumberSequence):
+            raise SequenceNotFound(key=scope)
+        return found
 
 
 def _grace_days(customer: Customer, organization: Organization) -> int:

@@ -11,7 +11,13 @@ from uuid import UUID
 
 from domain.billable_metric import MetricDefinition
 from domain.catalog import CatalogItem
-from domain.charge import Charge, ChargeFilter, build_charge, build_filter, build_filter_values
+from domain.charge import (
+    Charge,
+    ChargeFilter,
+    build_charge,
+    build_filter,
+    build_filter_values,
+)
 from domain.currency import is_accepted_currency
 from domain.errors import NotFound, Problems
 from domain.periods import INTERVALS

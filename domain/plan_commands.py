@@ -7,7 +7,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from domain.billable_metric import BillableMetric, BillableMetricNotFound, MetricDefinition
+from domain.billable_metric import (
+    BillableMetric,
+    BillableMetricNotFound,
+    MetricDefinition,
+)
 from domain.catalog_commands import CatalogCommands
 from domain.charge import Charge, ChargeFilter
 from domain.errors import ValidationFailed

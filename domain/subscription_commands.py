@@ -15,10 +15,10 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from domain.billable_metric import BillableMetric, BillableMetricNotFound
 from domain.customer import Customer
 from domain.customer_commands import CustomerCommands
 from domain.errors import Problems, ValidationFailed
-from domain.billable_metric import BillableMetric, BillableMetricNotFound
 from domain.plan import Plan, PlanNotFound, without_charge
 from domain.subscription import (
     ACTIVE,

@@ -133,7 +133,7 @@ class Invoicing:
             for _ in range(rounds):
                 # One read scope a round: the views are brought up to the logs once, not after each of our own writes
                 # (invoices change no usage); the next round sees the closes of this one.
-                with self._readers.freshness.read_scope():
+                with self._readers.freshness.read_scope(), self._billing.remembering():
                     if not self._round(done, now, on_progress):
                         break
             for organization_id, invoice_id in self._readers.invoices.drafts_due(now.date()):
