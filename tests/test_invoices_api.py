@@ -256,3 +256,23 @@ def test_drafts_have_no_pdf(api_at: falcon.testing.TestClient, tenant: IssuedKey
     [draft] = account.invoices()
 
     account.call("POST", f"invoices/{draft['lago_id']}/download", status=404)
+
+
+def test_p6_an_upgrade_bills_the_new_plan_from_the_upgrade_day_at_once(shared_store: Store, tenant: IssuedKey) -> None:
+    """A $30 → B $60 in advance on Apr 11 (30-day month): B is invoiced 20 × 6000 / 30 = 4000 on the spot, and A's
+    final invoice is issued with it (its unused-days credit note, 2000, is issue 6's)."""
+    april_11 = datetime(2026, 4, 11, 9, tzinfo=UTC)
+    api = falcon.testing.TestClient(
+        create_app(shared_store.billing, shared_store.metering, shared_store.readers, clock=lambda: april_11))
+    account = Account(api, tenant, in_advance=True, started="2026-04-01T00:00:00Z")
+    account.call("POST", "plans", {"plan": {"name": "Big", "code": "big", "interval": "monthly", "amount_cents": 6000,
+                                            "amount_currency": "USD", "pay_in_advance": True}})
+
+    upgraded = account.call("POST", "subscriptions", {"subscription": {
+        "external_customer_id": "cus", "plan_code": "big", "external_id": "sub"}})["subscription"]
+
+    invoices = account.invoices()
+    reasons = [(i["issuing_date"], i["billing_periods"][0]["invoicing_reason"], _fees(i)) for i in invoices]
+    assert upgraded["plan_code"] == "big"
+    assert ("2026-04-11", "subscription_starting", [("subscription", 4000)]) in reasons
+    assert ("2026-04-11", "subscription_terminating", []) in reasons
