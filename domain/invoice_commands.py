@@ -13,14 +13,18 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4, uuid5
 from zoneinfo import ZoneInfo
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
+from domain.add_on import AddOn
 from domain.customer import Customer, CustomerNotFound
+from domain.errors import Problems
+from domain.fee import Fee, choose_taxes, round_cents
 from domain.invoice import (
     DRAFT,
     Invoice,
@@ -203,6 +207,62 @@ class InvoiceCommands(SubscriptionCommands):
         """The organization's taxes, with this customer's own codes (M2's third choice)."""
         return replace(taxes, customer_codes=tuple(customer.definition.tax_codes))
 
+    def issue_one_off(self, organization_id: UUID, external_customer_id: str, currency: str | None,
+                      lines: Sequence[Mapping[str, Any]], taxes: TaxTable, now: datetime) -> UUID:
+        """``POST /invoices``: an invoice of add-ons, finalized at once (no grace period, as Lago)."""
+        key = f"one_off/{uuid4()}"
+        issued = _retrying(lambda: self._issue_one_off(key, organization_id, external_customer_id, currency, lines,
+                                                       taxes, now))
+        assert issued is not None
+        return issued
+
+    def _issue_one_off(self, invoice_key: str, organization_id: UUID, external_customer_id: str, currency: str | None,
+                       lines: Sequence[Mapping[str, Any]], taxes: TaxTable, now: datetime) -> UUID:
+        customer = self.customer(organization_id, external_customer_id)
+        organization = self._load(organization_id, Organization, OrganizationNotFound)
+        taxes = self._with_customer(taxes, customer)
+        problems = Problems()
+        problems.check(bool(lines), "fees", "value_is_mandatory")
+        fees: list[Fee] = []
+        invoice_id = Invoice.create_id(organization_id, invoice_key)
+        chosen_currency = currency or customer.definition.currency
+        for index, line in enumerate(lines):
+            add_on = self._resolve(organization_id, AddOn, str(line.get("add_on_code") or ""))[1]
+            definition = add_on.definition
+            units = _decimal(line.get("units"), Decimal(1), problems, f"fees.{index}.units")
+            unit_cents = line.get("unit_amount_cents")
+            unit_cents = definition.amount_cents if unit_cents is None else unit_cents
+            if not isinstance(unit_cents, int) or isinstance(unit_cents, bool) or unit_cents < 0:
+                problems.add(f"fees.{index}.unit_amount_cents", "value_is_invalid")
+                continue
+            chosen_currency = chosen_currency or definition.amount_currency
+            precise = units * unit_cents
+            own_codes = tuple(line.get("tax_codes") or definition.tax_codes)
+            missing = [c for c in own_codes if c not in taxes.by_code]
+            if missing:
+                problems.add("tax_codes", "tax_not_found")
+            fees.append(Fee(
+                id=uuid5(invoice_id, f"add_on/{index}"), fee_type="add_on", item_id=add_on.id,
+                item_code=definition.code, item_name=definition.name,
+                invoice_display_name=line.get("invoice_display_name") or definition.invoice_display_name,
+                description=line.get("description") or definition.description, amount_cents=round_cents(precise),
+                precise_amount_cents=precise, units=units, unit_amount_cents=unit_cents,
+                precise_unit_amount=Decimal(unit_cents), currency=chosen_currency or "USD",
+                from_at=line.get("from_datetime"), to_at=line.get("to_datetime"),
+                taxes=choose_taxes(taxes.for_codes(own_codes), taxes.for_codes(taxes.customer_codes),
+                                   taxes.organization_defaults),
+            ))
+        problems.raise_if_any()
+        invoice = Invoice.issue(
+            organization_id=organization_id, key=invoice_key, customer_id=customer.id, invoice_type="one_off",
+            currency=chosen_currency or "USD", issuing_date=now.astimezone(ZoneInfo(self._timezone(customer))).date(),
+            net_payment_term=_net_payment_term(customer, organization), billing_periods=(), fees=fees,
+            provenance=Provenance(0, 0, digest({"key": invoice_key, "fees": [[f.item_code, str(f.units), f.amount_cents]
+                                                                           for f in fees]})),
+        )
+        self._save(invoice, *self._number(invoice, customer, organization, now))
+        return invoice.id
+
     # --- lifecycle -------------------------------------------------------------------------------
 
     def invoice(self, organization_id: UUID, invoice_id: UUID) -> Invoice:
@@ -294,6 +354,21 @@ class InvoiceCommands(SubscriptionCommands):
         if not isinstance(found, NumberSequence):
             raise SequenceNotFound(key=scope)
         return found
+
+
+def _decimal(raw: Any, default: Decimal, problems: Problems, field: str) -> Decimal:
+    """Units as Lago sends them: a decimal string (or a number); positive."""
+    if raw is None:
+        return default
+    try:
+        value = Decimal(str(raw))
+    except ArithmeticError:
+        problems.add(field, "value_is_invalid")
+        return default
+    if not value.is_finite() or value <= 0:
+        problems.add(field, "value_is_invalid")
+        return default
+    return value
 
 
 def _grace_days(customer: Customer, organization: Organization) -> int:

@@ -276,3 +276,36 @@ def test_p6_an_upgrade_bills_the_new_plan_from_the_upgrade_day_at_once(shared_st
     assert upgraded["plan_code"] == "big"
     assert ("2026-04-11", "subscription_starting", [("subscription", 4000)]) in reasons
     assert ("2026-04-11", "subscription_terminating", []) in reasons
+
+
+def test_a_one_off_invoice_bills_add_ons_at_once(api_at: falcon.testing.TestClient, tenant: IssuedKey) -> None:
+    account = Account(api_at, tenant, in_advance=False)
+    account.call("POST", "taxes", {"tax": {"name": "VAT", "code": "vat", "rate": "20"}})
+    account.call("POST", "add_ons", {"add_on": {"name": "Setup", "code": "setup", "amount_cents": 10000,
+                                                "amount_currency": "USD", "tax_codes": ["vat"]}})
+
+    invoice = account.call("POST", "invoices", {"invoice": {"external_customer_id": "cus", "fees": [
+        {"add_on_code": "setup", "units": "2"},
+        {"add_on_code": "setup", "unit_amount_cents": 2550, "description": "Extra hour"}]}})["invoice"]
+
+    assert (invoice["invoice_type"], invoice["status"], invoice["currency"]) == ("one_off", "finalized", "USD")
+    assert [(f["item"]["type"], f["units"], f["amount_cents"], f["taxes_amount_cents"]) for f in invoice["fees"]] == [
+        ("add_on", "2.0", 20000, 4000), ("add_on", "1.0", 2550, 510)]
+    assert (invoice["fees_amount_cents"], invoice["taxes_amount_cents"], invoice["total_amount_cents"]) == (22550, 4510, 27060)
+    assert invoice["number"].endswith("-001-001")
+
+
+def test_a_one_off_invoice_refuses_what_it_cannot_bill(api_at: falcon.testing.TestClient, tenant: IssuedKey) -> None:
+    account = Account(api_at, tenant, in_advance=False)
+    account.call("POST", "add_ons", {"add_on": {"name": "Setup", "code": "setup", "amount_cents": 100, "amount_currency": "USD"}})
+
+    account.call("POST", "invoices", {"invoice": {"external_customer_id": "nobody", "fees": [{"add_on_code": "setup"}]}},
+                 status=404)
+    account.call("POST", "invoices", {"invoice": {"external_customer_id": "cus", "fees": [{"add_on_code": "nothing"}]}},
+                 status=404)
+    refused = account.call("POST", "invoices", {"invoice": {"external_customer_id": "cus", "fees": [
+        {"add_on_code": "setup", "units": "-1"}]}}, status=422)
+    assert refused["error_details"] == {"fees.0.units": ["value_is_invalid"]}
+    assert account.call("POST", "invoices", {"invoice": {"external_customer_id": "cus"}}, status=422)["error_details"] == {
+        "fees": ["value_is_mandatory"]}
+    assert account.call("GET", "invoices")["meta"]["total_count"] == 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from lago_python_client.client import Client
 from lago_python_client.exceptions import LagoApiError
+from lago_python_client.models import InvoiceFee, InvoiceFeesList, OneOffInvoice
 from lago_python_client.models.add_on import AddOn
 from lago_python_client.models.billable_metric import (
     BillableMetric,
@@ -17,7 +18,12 @@ from lago_python_client.models.billable_metric import (
     BillableMetricFilter,
     BillableMetricFilters,
 )
-from lago_python_client.models.charge import Charge, ChargeFilter, ChargeFilters, Charges
+from lago_python_client.models.charge import (
+    Charge,
+    ChargeFilter,
+    ChargeFilters,
+    Charges,
+)
 from lago_python_client.models.coupon import Coupon, LimitationConfiguration
 from lago_python_client.models.customer import Customer, CustomerBillingConfiguration
 from lago_python_client.models.plan import Plan
@@ -179,3 +185,20 @@ def test_customers_and_subscriptions_through_the_client(lago: Client) -> None:
     with pytest.raises(LagoApiError) as gone:
         lago.customers.find("cus_1")
     assert gone.value.status_code == 404 and gone.value.response["code"] == "customer_not_found"
+
+
+def test_one_off_invoices_through_the_client(lago: Client) -> None:
+    lago.add_ons.create(AddOn(name="Setup", code="setup", amount_cents=10000, amount_currency="USD"))
+    lago.customers.create(Customer(external_id="cus-invoice", name="Invoice Customer"))
+
+    created = lago.invoices.create(OneOffInvoice(external_customer_id="cus-invoice", currency="USD", fees=InvoiceFeesList(
+        __root__=[InvoiceFee(add_on_code="setup", units=1.5, unit_amount_cents=2000)])))
+    found = lago.invoices.find(created.lago_id)
+    listed = lago.invoices.find_all({"external_customer_id": "cus-invoice"})
+    downloaded = lago.invoices.download(created.lago_id)
+
+    assert (created.invoice_type, created.status, created.total_amount_cents) == ("one_off", "finalized", 3000)
+    assert found.number == created.number and [i.lago_id for i in listed["invoices"]] == [created.lago_id]
+    assert downloaded is not None and downloaded.file_url.endswith(f"/invoices/{created.lago_id}/file.pdf")
+    with pytest.raises(LagoApiError):
+        lago.invoices.find("00000000-0000-0000-0000-000000000000")

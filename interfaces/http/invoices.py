@@ -47,6 +47,31 @@ class InvoiceUpdate(msgspec.Struct, kw_only=True):
 _update = Body("invoice", InvoiceUpdate)
 
 
+class OneOffFeeInput(msgspec.Struct, kw_only=True):
+    add_on_code: str
+    invoice_display_name: str | None = None
+    unit_amount_cents: int | None = None
+    units: Decimal | None = None  # a decimal string or a number, read exactly
+    description: str | None = None
+    from_datetime: datetime | None = None
+    to_datetime: datetime | None = None
+    tax_codes: list[str] | None = None
+
+
+class OneOffInput(msgspec.Struct, kw_only=True):
+    external_customer_id: str | Unset = UNSET
+    currency: str | None | Unset = UNSET
+    fees: list[OneOffFeeInput] | Unset = UNSET
+    billing_entity_code: str | None | Unset = UNSET
+    purchase_order_number: str | None | Unset = UNSET
+    skip_psp: bool | None | Unset = UNSET
+    invoice_custom_section: dict[str, Any] | None | Unset = UNSET
+    payment_method: dict[str, Any] | None | Unset = UNSET
+
+
+_create = Body("invoice", OneOffInput)
+
+
 class AppliedTaxObject(msgspec.Struct):
     lago_id: str | None
     lago_invoice_id: str | None
@@ -382,9 +407,28 @@ _LIST_FILTERS = (
 class InvoiceCollection(InvoicesBase):
     path = "/api/v1/invoices"
     operations = (
+        Operation("POST", path, "Issue a one-off invoice of add-ons, finalized at once", "invoices", InvoiceObject,
+                  "invoice", request=_create, errors=(401, 404, 422)),
         Operation("GET", path, "List invoices", "invoices", InvoiceObject, "invoices", listed=True,
                   query=PAGINATION + _LIST_FILTERS),
     )
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = _create.decode(req.context.body)
+        problems: dict[str, list[str]] = {}
+        if not isinstance(body.external_customer_id, str) or not body.external_customer_id:
+            problems["external_customer_id"] = ["value_is_mandatory"]
+        if not body.fees:
+            problems["fees"] = ["value_is_mandatory"]
+        if problems:
+            raise ValidationFailed(problems)
+        organization_id = req.context.organization_id
+        currency = body.currency if isinstance(body.currency, str) else None
+        lines = [given(fee) | {"from_datetime": fee.from_datetime, "to_datetime": fee.to_datetime}
+                 for fee in body.fees or []]
+        invoice_id = self._billing.issue_one_off(organization_id, str(body.external_customer_id), currency, lines,
+                                                 self._invoicing.taxes(organization_id), self._now())
+        self._show(resp, organization_id, invoice_id)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         external_customer_id = req.get_param("external_customer_id")
