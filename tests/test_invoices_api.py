@@ -309,3 +309,21 @@ def test_a_one_off_invoice_refuses_what_it_cannot_bill(api_at: falcon.testing.Te
     assert account.call("POST", "invoices", {"invoice": {"external_customer_id": "cus"}}, status=422)["error_details"] == {
         "fees": ["value_is_mandatory"]}
     assert account.call("GET", "invoices")["meta"]["total_count"] == 0
+
+
+def test_past_usage_lists_the_invoiced_periods_newest_first(
+    api_at: falcon.testing.TestClient, tenant: IssuedKey, invoicing: Invoicing
+) -> None:
+    account = Account(api_at, tenant, in_advance=False)
+    account.send(5)
+    account.send(7, at=int(datetime(2026, 5, 10, tzinfo=UTC).timestamp()))
+    invoicing.run_due(datetime(2026, 6, 2, tzinfo=UTC))
+
+    past = account.call("GET", "customers/cus/past_usage?external_subscription_id=sub")
+
+    assert [(p["from_datetime"], p["amount_cents"]) for p in past["usage_periods"]] == [
+        ("2026-05-01T00:00:00Z", 14), ("2026-04-01T00:00:00Z", 0), ("2026-03-16T00:00:00Z", 10)]
+    assert past["usage_periods"][0]["charges_usage"][0]["units"] == "7.0"
+    assert account.call("GET", "customers/cus/past_usage?external_subscription_id=sub&periods_count=1")["meta"]["total_count"] == 1
+    account.call("GET", "customers/cus/past_usage", status=422)
+    account.call("GET", "customers/nobody/past_usage?external_subscription_id=sub", status=404)

@@ -649,8 +649,78 @@ def resources(billing: Billing, invoicing: Invoicing, invoices: InvoicesReader, 
     parts = (billing, invoicing, invoices, customers, presenter, now)
     download = {"files": files, "organizations": organizations, "customer_presenter": customer_presenter}
     return [
-        InvoiceCollection(*parts), CustomerInvoices(*parts), InvoiceMember(*parts), InvoiceRefresh(*parts),
+        InvoiceCollection(*parts), CustomerInvoices(*parts), CustomerPastUsage(*parts), InvoiceMember(*parts),
+        InvoiceRefresh(*parts),
         InvoiceFinalize(*parts), InvoiceVoid(*parts), InvoiceDownload(*parts, **download),
         InvoiceDownloadAlias(*parts, **download), InvoiceFile(*parts, files=files),
         FeeCollection(*parts, subscriptions=subscriptions), FeeMember(*parts, subscriptions=subscriptions),
     ]
+
+
+class PastUsageObject(msgspec.Struct):
+    from_datetime: str | None
+    to_datetime: str | None
+    issuing_date: str
+    currency: str
+    amount_cents: int
+    taxes_amount_cents: int
+    total_amount_cents: int
+    lago_invoice_id: str
+    charges_usage: list[dict[str, Any]]
+
+
+class CustomerPastUsage(InvoicesBase):
+    path = "/api/v1/customers/{external_id}/past_usage"
+    operations = (
+        Operation("GET", path, "Usage of a subscription's invoiced periods, newest first", "customers", PastUsageObject,
+                  "usage_periods", listed=True, errors=(401, 404, 422), query=PAGINATION + (
+                      Param("external_subscription_id", "The subscription's external id.", required=True),
+                      Param("billable_metric_code", "Only this metric's charges."),
+                      Param("periods_count", "How many periods, newest first.", "integer"))),
+    )
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, external_id: str) -> None:
+        organization_id = req.context.organization_id
+        external_subscription_id = req.get_param("external_subscription_id")
+        if not external_subscription_id:
+            raise ValidationFailed({"external_subscription_id": ["value_is_mandatory"]})
+        customer = self._customers.by_key(organization_id, external_id)
+        if customer is None:
+            raise CustomerNotFound(key=external_id)
+        metric = req.get_param("billable_metric_code")
+        page = PageRequest.of(req)
+        documents, _ = self._invoices.filtered(organization_id, 0, 10_000, InvoiceFilters(
+            customer_ids=[customer.id], statuses=["draft", "finalized"], invoice_type="subscription"))
+        periods = []
+        for document in documents:
+            record = document.data
+            for period in record.billing_periods:
+                if period.external_subscription_id != external_subscription_id or period.charges_from_at is None:
+                    continue
+                fees = [f for f in record.fees if f.fee_type == "charge" and f.subscription_id == period.subscription_id
+                        and (metric is None or f.item_code == metric)]
+                amount = sum(f.amount_cents for f in fees)
+                taxes = sum(f.taxes_amount_cents for f in fees)
+                periods.append(PastUsageObject(
+                    from_datetime=timestamp(period.charges_from_at), to_datetime=timestamp(period.charges_to_at),
+                    issuing_date=record.issuing_date.isoformat(), currency=record.currency, amount_cents=amount,
+                    taxes_amount_cents=taxes, total_amount_cents=amount + taxes, lago_invoice_id=str(document.id),
+                    charges_usage=[_charge_usage(f) for f in fees],
+                ))
+        count = req.get_param_as_int("periods_count", min_value=1)
+        if count is not None:
+            periods = periods[:count]
+        shown = periods[page.offset:page.offset + page.per_page]
+        respond(resp, {"usage_periods": shown, "meta": page.meta(len(periods))})
+
+
+def _charge_usage(fee: Fee) -> dict[str, Any]:
+    return {
+        "units": _units(fee.units), "events_count": fee.events_count, "amount_cents": fee.amount_cents,
+        "amount_currency": fee.currency,
+        "charge": {"lago_id": str(fee.charge_id) if fee.charge_id else None, "charge_model": None,
+                   "invoice_display_name": fee.invoice_display_name},
+        "billable_metric": {"lago_id": str(fee.item_id), "name": fee.item_name, "code": fee.item_code,
+                            "aggregation_type": None},
+        "filters": [], "grouped_usage": [{"grouped_by": dict(fee.grouped_by)}] if fee.grouped_by else [],
+    }
