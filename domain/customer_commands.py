@@ -53,9 +53,9 @@ class CustomerCommands(PlanCommands):
         customer = Customer.define(organization_id, CustomerProfile(external_id=external_id))
         return customer, [self._claim(organization_id, Customer.kind, external_id, customer.id, "external_customer_id")]
 
-    def _timezone(self, customer: Customer) -> str:
-        """Customer timezone, else the organization's, else UTC (semantics P1)."""
+    def _timezone(self, customer: Customer, organization: Organization | None = None) -> str:
+        """Customer timezone, else the organization's (loaded unless given), else UTC (semantics P1)."""
         if customer.definition.timezone:
             return str(customer.definition.timezone)
-        organization = self._load(customer.organization_id, Organization, OrganizationNotFound)
+        organization = organization or self._load(customer.organization_id, Organization, OrganizationNotFound)
         return organization.settings.timezone or "UTC"

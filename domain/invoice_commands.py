@@ -87,12 +87,9 @@ class InvoiceCommands(SubscriptionCommands):
     def _facts(self, subscription: Subscription, customer: Customer,
                 organization: Organization | None = None) -> SubscriptionFacts:
         plan = self._load_rarely_changed(subscription.plan_id, Plan, PlanNotFound)
-        if customer.definition.timezone:
-            timezone = str(customer.definition.timezone)
-        else:
-            organization = organization or self._load_rarely_changed(subscription.organization_id, Organization,
-                                                                     OrganizationNotFound)
-            timezone = organization.settings.timezone or "UTC"
+        if organization is None and not customer.definition.timezone:
+            organization = self._load_rarely_changed(subscription.organization_id, Organization, OrganizationNotFound)
+        timezone = self._timezone(customer, organization)
         if subscription.started_at is None:
             raise SubscriptionNotFound(key=subscription.id)
         return SubscriptionFacts(

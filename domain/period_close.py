@@ -17,8 +17,9 @@ from uuid import UUID, uuid5
 from domain.charge import Charge
 from domain.fee import AppliedTax, Fee, choose_taxes, round_cents
 from domain.invoice import BillingPeriod
-from domain.periods import Period, full_period_days, local_day_start, period_containing
+from domain.periods import Period, full_period_days, local_day_start
 from domain.plan import PlanDefinition
+from domain.subscription import billing_period
 from domain.subscription_fee import FeeWindow, billed_window, prorated_cents
 from domain.usage import NO_FILTER
 
@@ -64,8 +65,7 @@ class SubscriptionFacts:
 
     @property
     def charges_interval(self) -> str:
-        plan = self.plan
-        return "monthly" if plan.bill_charges_monthly and plan.interval in ("yearly", "semiannual") else plan.interval
+        return self.plan.charges_interval
 
 
 @dataclass(frozen=True)
@@ -105,18 +105,19 @@ class TaxTable:
 
 def fee_period(facts: SubscriptionFacts, at: datetime) -> tuple[Period, int]:
     """The plan-interval period containing ``at`` (first one clamped to the start day) and its full day count."""
-    interval, billing_time, anchor = facts.plan.interval, facts.billing_time, facts.fee_anchor
-    period = period_containing(at, interval=interval, billing_time=billing_time, anchor=anchor, timezone=facts.timezone)
-    floor = local_day_start(facts.started_at, facts.timezone)
-    days = full_period_days(at, interval=interval, billing_time=billing_time, anchor=anchor, timezone=facts.timezone)
-    return Period(max(period.starts_at, floor), period.ends_at), days
+    days = full_period_days(max(at, facts.started_at), interval=facts.plan.interval, billing_time=facts.billing_time,
+                            anchor=facts.fee_anchor, timezone=facts.timezone)
+    return _period(facts, facts.plan.interval, at), days
 
 
 def charges_period(facts: SubscriptionFacts, at: datetime) -> Period:
     """The charge period containing ``at`` (monthly for yearly/semiannual plans billing charges monthly)."""
-    period = period_containing(at, interval=facts.charges_interval, billing_time=facts.billing_time,
-                               anchor=facts.fee_anchor, timezone=facts.timezone)
-    return Period(max(period.starts_at, local_day_start(facts.started_at, facts.timezone)), period.ends_at)
+    return _period(facts, facts.charges_interval, at)
+
+
+def _period(facts: SubscriptionFacts, interval: str, at: datetime) -> Period:
+    return billing_period(interval=interval, billing_time=facts.billing_time, subscription_at=facts.subscription_at,
+                          started_at=facts.started_at, timezone=facts.timezone, at=at)
 
 
 def subscription_fee(facts: SubscriptionFacts, invoice_id: UUID, period: Period, days: int, taxes: TaxTable,

@@ -83,6 +83,13 @@ class PlanDefinition:
         return self.code
 
     @property
+    def charges_interval(self) -> str:
+        """How often usage is billed: monthly for yearly and semiannual plans with ``bill_charges_monthly`` (P2)."""
+        if self.bill_charges_monthly and self.interval in ("yearly", "semiannual"):
+            return "monthly"
+        return self.interval
+
+    @property
     def yearly_amount_cents(self) -> int:
         """The price of a year of this plan: upgrades are moves to a higher one (semantics P6)."""
         return (self.amount_cents or 0) * YEARLY_MULTIPLIER.get(self.interval, 1)

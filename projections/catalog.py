@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from functools import singledispatchmethod
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Tracking
 from psycopg import sql
-
-from collections.abc import Callable, Sequence
 
 from domain.add_on import AddOn
 from domain.billable_metric import BillableMetric

@@ -480,7 +480,7 @@ def contexts_from_rows(cursor: Any, rows: Sequence[Any]) -> list[SubscriptionCon
     for sid, organization_id, keys, started_at, terminated_at, terms, _, plan_data, customer_tz, organization_tz, found in rows:
         plan = msgspec.convert(plan_data, PlanDefinition)
         metrics = {UUID(k): msgspec.convert(v, MetricDefinition) for k, v in found.items()}
-        interval = "monthly" if plan.bill_charges_monthly and plan.interval in ("yearly", "semiannual") else plan.interval
+        interval = plan.charges_interval
         contexts.append(SubscriptionContext(
             id=sid, organization_id=organization_id, keys=tuple(keys), started_at=started_at,
             terminated_at=terminated_at, terms=msgspec.convert(terms, SubscriptionTerms),

@@ -26,7 +26,14 @@ from domain.pricing import PercentageUsage, Price, Usage, fee_cents, price
 from domain.subscription import billing_period
 from domain.usage import NO_FILTER, Stats, bucket_properties, merge, units
 from projections.freshness import Freshness
-from projections.usage import CARRY_IN, CONTEXT_COLUMNS, USAGE_READS, SubscriptionContext, contexts_by_id, contexts_from_rows
+from projections.usage import (
+    CARRY_IN,
+    CONTEXT_COLUMNS,
+    USAGE_READS,
+    SubscriptionContext,
+    contexts_by_id,
+    contexts_from_rows,
+)
 
 
 @dataclass(frozen=True)
