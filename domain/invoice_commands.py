@@ -22,6 +22,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
 from domain.add_on import AddOn
+from domain.currency import is_accepted_currency
 from domain.customer import Customer, CustomerNotFound
 from domain.errors import Problems
 from domain.fee import Fee, choose_taxes, round_cents
@@ -249,6 +250,7 @@ class InvoiceCommands(SubscriptionCommands):
                 taxes=choose_taxes(taxes.for_codes(own_codes), taxes.for_codes(taxes.customer_codes),
                                    taxes.organization_defaults),
             ))
+        problems.check(chosen_currency is None or is_accepted_currency(chosen_currency), "currency", "value_is_invalid")
         problems.raise_if_any()
         invoice = Invoice.issue(
             organization_id=organization_id, key=invoice_key, customer_id=customer.id, invoice_type="one_off",

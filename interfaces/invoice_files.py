@@ -8,7 +8,7 @@ A file is never re-rendered, so what a customer downloaded stays what they downl
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from uuid import UUID
@@ -86,9 +86,9 @@ def _period(start: datetime | None, end: datetime | None, timezone: str) -> str 
     if start is None or end is None:
         return None
     zone = ZoneInfo(timezone)
-    last = (end.astimezone(zone).date().toordinal() - 1) if end.astimezone(zone).time() == datetime.min.time() \
-        else end.astimezone(zone).date().toordinal()
-    return f"{format_date(start.astimezone(zone).date())} – {format_date(date.fromordinal(max(last, start.astimezone(zone).date().toordinal())))}"
+    first = start.astimezone(zone).date()
+    last = max((end - timedelta(microseconds=1)).astimezone(zone).date(), first)  # periods are half-open
+    return f"{format_date(first)} – {format_date(last)}"
 
 
 def invoice_document(invoice: Document[InvoiceRecord], organization: OrganizationRecord,

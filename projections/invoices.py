@@ -61,6 +61,10 @@ class InvoiceRecord:
     file_key: str | None = None
 
     @property
+    def external_subscription_ids(self) -> dict[UUID, str]:
+        return {p.subscription_id: p.external_subscription_id for p in self.billing_periods}
+
+    @property
     def tax_lines(self) -> tuple[TaxLine, ...]:
         return tax_lines(self.fees)
 

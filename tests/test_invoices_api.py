@@ -327,3 +327,18 @@ def test_past_usage_lists_the_invoiced_periods_newest_first(
     assert account.call("GET", "customers/cus/past_usage?external_subscription_id=sub&periods_count=1")["meta"]["total_count"] == 1
     account.call("GET", "customers/cus/past_usage", status=422)
     account.call("GET", "customers/nobody/past_usage?external_subscription_id=sub", status=404)
+
+
+def test_bad_invoice_queries_and_one_offs_are_refused_in_lagos_format(
+    api_at: falcon.testing.TestClient, tenant: IssuedKey
+) -> None:
+    account = Account(api_at, tenant, in_advance=False)
+    account.call("POST", "add_ons", {"add_on": {"name": "Setup", "code": "setup", "amount_cents": 100, "amount_currency": "USD"}})
+
+    assert account.call("GET", "customers/cus/past_usage?external_subscription_id=sub&periods_count=abc",
+                        status=422)["error_details"] == {"periods_count": ["value_is_invalid"]}
+    assert account.call("GET", "fees?fee_type=bogus", status=422)["error_details"] == {"fee_type": ["value_is_invalid"]}
+    assert account.call("POST", "invoices", {"invoice": {"external_customer_id": "cus", "currency": "XXX",
+                                                         "fees": [{"add_on_code": "setup"}]}},
+                        status=422)["error_details"] == {"currency": ["value_is_invalid"]}
+    assert account.call("GET", "invoices")["meta"]["total_count"] == 0

@@ -16,7 +16,7 @@ from domain.application import Billing
 from domain.currency import minor_unit_exponent
 from domain.customer import CustomerNotFound
 from domain.errors import ValidationFailed
-from domain.fee import Fee, FeeNotFound
+from domain.fee import FEE_TYPES, Fee, FeeNotFound, round_cents
 from domain.invoice import INVOICE_TYPES, PAYMENT_STATUSES, InvoiceNotFound
 from interfaces.http.customers import CustomerObject, CustomerPresenter, list_param
 from interfaces.http.openapi import PAGINATION, Operation, Param
@@ -223,13 +223,17 @@ class InvoicePresenter:
         self._base_url = base_url
 
     def many(self, organization_id: UUID, documents: Sequence[Document[InvoiceRecord]], *, whole: bool) -> list[InvoiceObject]:
-        customers = self._customers.many(organization_id, list({d.data.customer_id for d in documents}))
-        presented = {c.id: self._customer_presenter.customer(organization_id, c) for c in customers.values()}
+        presented = self.customers(organization_id, documents)
         subscription_ids = {p.subscription_id for d in documents for p in d.data.billing_periods}
         subscriptions = self._subscriptions.many(organization_id, list(subscription_ids)) if whole else {}
         organization = self._organizations.get(organization_id)
         prefix = organization.settings.document_number_prefix if organization is not None else "INV"
         return [self._one(d, presented, subscriptions, prefix, whole=whole) for d in documents]
+
+    def customers(self, organization_id: UUID, documents: Sequence[Document[InvoiceRecord]]) -> dict[UUID, CustomerObject]:
+        """The customers of these invoices, presented once each, by customer id."""
+        customers = self._customers.many(organization_id, list({d.data.customer_id for d in documents}))
+        return {c.id: self._customer_presenter.customer(organization_id, c) for c in customers.values()}
 
     def _one(self, document: Document[InvoiceRecord], customers: dict[UUID, CustomerObject],
              subscriptions: dict[UUID, Any], prefix: str, *, whole: bool) -> InvoiceObject:
@@ -267,7 +271,7 @@ class InvoicePresenter:
         )
         if not whole:
             return invoice
-        external = {p.subscription_id: p.external_subscription_id for p in record.billing_periods}
+        external = record.external_subscription_ids
         invoice.billing_periods = [BillingPeriodObject(
             lago_subscription_id=str(p.subscription_id), external_subscription_id=p.external_subscription_id,
             lago_plan_id=str(p.plan_id), subscription_from_datetime=timestamp(p.subscription_from_at),
@@ -319,7 +323,7 @@ def present_fee(fee: Fee, invoice: Document[InvoiceRecord], customer: CustomerOb
         applied_taxes=[AppliedTaxObject(
             lago_id=None, lago_invoice_id=str(invoice.id), lago_tax_id=str(t.tax_id), tax_name=t.name, tax_code=t.code,
             tax_rate=float(t.rate), tax_description=t.description,
-            amount_cents=round(Decimal(fee.amount_cents) * t.rate / 100), amount_currency=fee.currency,
+            amount_cents=round_cents(Decimal(fee.amount_cents) * t.rate / 100), amount_currency=fee.currency,
         ) for t in fee.taxes],
         usage=dict(fee.usage),
     )
@@ -603,6 +607,8 @@ class FeeCollection(InvoicesBase):
         organization_id = req.context.organization_id
         page = PageRequest.of(req)
         conditions: list[Condition] = []
+        if req.get_param("fee_type") and req.get_param("fee_type") not in FEE_TYPES:
+            raise ValidationFailed({"fee_type": ["value_is_invalid"]})
         if req.get_param("fee_type"):
             conditions.append((sql.SQL("fee_type = %s"), [req.get_param("fee_type")]))
         if req.get_param("billable_metric_code"):
@@ -618,15 +624,10 @@ class FeeCollection(InvoicesBase):
             conditions.append((sql.SQL("subscription_id = ANY(%s)"), [[d.id for d in found]]))
         fees, total = self._invoices.fees(organization_id, page.offset, page.per_page, conditions)
         invoices = self._invoices.many(organization_id, list({invoice_id for _, invoice_id in fees}))
-        shown = []
-        for fee, invoice_id in fees:
-            invoice = invoices[invoice_id]
-            external = {p.subscription_id: p.external_subscription_id for p in invoice.data.billing_periods}
-            shown.append(present_fee(fee, invoice, self._customer(organization_id, invoice), external))
+        customers = self._presenter.customers(organization_id, list(invoices.values()))
+        shown = [present_fee(fee, invoices[invoice_id], customers.get(invoices[invoice_id].data.customer_id),
+                             invoices[invoice_id].data.external_subscription_ids) for fee, invoice_id in fees]
         respond(resp, {"fees": shown, "meta": page.meta(total)})
-
-    def _customer(self, organization_id: UUID, invoice: Document[InvoiceRecord]) -> CustomerObject | None:
-        return self._presenter.many(organization_id, [invoice], whole=False)[0].customer
 
 
 class FeeMember(FeeCollection):
@@ -639,8 +640,8 @@ class FeeMember(FeeCollection):
         if found is None:
             raise FeeNotFound(key=lago_id)
         fee, invoice = found
-        external = {p.subscription_id: p.external_subscription_id for p in invoice.data.billing_periods}
-        respond(resp, {"fee": present_fee(fee, invoice, self._customer(organization_id, invoice), external)})
+        customer = self._presenter.customers(organization_id, [invoice]).get(invoice.data.customer_id)
+        respond(resp, {"fee": present_fee(fee, invoice, customer, invoice.data.external_subscription_ids)})
 
 
 def resources(billing: Billing, invoicing: Invoicing, invoices: InvoicesReader, customers: CustomersReader,
@@ -707,9 +708,11 @@ class CustomerPastUsage(InvoicesBase):
                     taxes_amount_cents=taxes, total_amount_cents=amount + taxes, lago_invoice_id=str(document.id),
                     charges_usage=[_charge_usage(f) for f in fees],
                 ))
-        count = req.get_param_as_int("periods_count", min_value=1)
-        if count is not None:
-            periods = periods[:count]
+        raw_count = req.get_param("periods_count")
+        if raw_count:
+            if not raw_count.isdigit() or int(raw_count) < 1:
+                raise ValidationFailed({"periods_count": ["value_is_invalid"]})
+            periods = periods[:int(raw_count)]
         shown = periods[page.offset:page.offset + page.per_page]
         respond(resp, {"usage_periods": shown, "meta": page.meta(len(periods))})
 
