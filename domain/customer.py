@@ -184,10 +184,31 @@ class Customer(CatalogItem):
         def apply(self, aggregate: Any) -> None:
             aggregate.sequential_id = self.sequential_id
 
+    class CreditAvailable(CatalogItem.Event):
+        credit_note_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.credit_note_ids = (*aggregate.credit_note_ids, self.credit_note_id)
+
+    class CreditSpent(CatalogItem.Event):
+        credit_note_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.credit_note_ids = tuple(i for i in aggregate.credit_note_ids if i != self.credit_note_id)
+
     def __init__(self, organization_id: UUID, definition: Any) -> None:
         super().__init__(organization_id, definition)
         self.subscription_ids: list[UUID] = []
         self.sequential_id: int | None = None
+        self.credit_note_ids: tuple[UUID, ...] = ()  # credit notes with credit left, oldest first (I4 step 5)
+
+    def credit_available(self, credit_note_id: UUID) -> None:
+        if credit_note_id not in self.credit_note_ids:
+            self.trigger_event(Customer.CreditAvailable, credit_note_id=credit_note_id)
+
+    def credit_spent(self, credit_note_id: UUID) -> None:
+        if credit_note_id in self.credit_note_ids:
+            self.trigger_event(Customer.CreditSpent, credit_note_id=credit_note_id)
 
     def number(self, sequential_id: int) -> None:
         """Give the customer its number in the organization, once (used in invoice numbers, I2)."""

@@ -70,6 +70,15 @@ class Provenance:
 
 
 @dataclass(frozen=True)
+class AppliedCredit:
+    """Credit-note credit used by this invoice when it was finalized (I4 step 5)."""
+
+    credit_note_id: UUID
+    number: str
+    amount_cents: int
+
+
+@dataclass(frozen=True)
 class TaxLine:
     """One tax over the whole invoice: the unrounded sum over its fees, rounded for display (M2)."""
 
@@ -117,10 +126,17 @@ def tax_lines(fees: Sequence[Fee]) -> tuple[TaxLine, ...]:
     return tuple(TaxLine(t.tax_id, t.code, t.name, t.rate, t.description, base, precise) for t, base, precise in lines.values())
 
 
-def totals(fees: Sequence[Fee]) -> Totals:
-    """I4 without coupons, credit notes and wallets (none exist yet): taxes rounded once over the invoice."""
+def totals(fees: Sequence[Fee], credits: Sequence[AppliedCredit] = ()) -> Totals:
+    """I4 without coupons and wallets (none exist yet): taxes rounded once over the invoice, then credit notes."""
     taxes = round_cents(sum((line.precise_amount_cents for line in tax_lines(fees)), Decimal(0)))
-    return Totals(sum(f.amount_cents for f in fees), 0, taxes, 0, 0)
+    return Totals(sum(f.amount_cents for f in fees), 0, taxes, sum(c.amount_cents for c in credits), 0)
+
+
+def total_due(total_amount_cents: int, status: str, payment_status: str, offset_amount_cents: int) -> int:
+    """What is still owed: nothing once voided or paid; otherwise the total less credit-note offsets."""
+    if status == VOIDED or payment_status == "succeeded":
+        return 0
+    return max(total_amount_cents - offset_amount_cents, 0)
 
 
 def digest(inputs: Mapping[str, Any]) -> str:
@@ -183,6 +199,8 @@ class Invoice(Aggregate):
         self.payment_status = "pending"
         self.metadata: dict[str, str | None] = {}
         self.file_key: str | None = None
+        self.credits: tuple[AppliedCredit, ...] = ()
+        self.offset_amount_cents = 0
         self.totals = totals(fees)
 
     @classmethod
@@ -219,9 +237,7 @@ class Invoice(Aggregate):
 
     @property
     def total_due_amount_cents(self) -> int:
-        if self.status == VOIDED or self.payment_status == "succeeded":
-            return 0
-        return self.totals.total_amount_cents
+        return total_due(self.totals.total_amount_cents, self.status, self.payment_status, self.offset_amount_cents)
 
     def refresh(self, fees: Sequence[Fee], provenance: Provenance) -> None:
         """A draft takes the fees computed again (late events, changed prices); others stay as issued."""
@@ -237,11 +253,28 @@ class Invoice(Aggregate):
         self.provenance = provenance
         self.totals = totals(fees)
 
-    def finalize(self, *, number: str, sequential_id: int, at: datetime) -> None:
-        """Number and freeze a draft; issued invoices without a grace period are finalized in the same save."""
+    def finalize(self, *, number: str, sequential_id: int, at: datetime, credits: Sequence[AppliedCredit] = ()) -> None:
+        """Number and freeze a draft, with the credit-note credit it consumes; issued invoices without a grace
+        period are finalized in the same save."""
         if self.status != DRAFT:
             raise InvoiceNotDraft(f"invoice {self.id} is {self.status}")
+        if credits:
+            self._credited(credits=tuple(credits))
         self._finalized(number=number, sequential_id=sequential_id, finalized_at=at)
+
+    @event("Credited")
+    def _credited(self, credits: tuple[AppliedCredit, ...]) -> None:
+        self.credits = credits
+        self.totals = totals(self.fees, credits)
+
+    def offset(self, credit_note_id: UUID, amount_cents: int) -> None:
+        """A credit note lowers what is still due on this invoice (its ``offset`` part)."""
+        if amount_cents > 0:
+            self._offset(credit_note_id=credit_note_id, amount_cents=amount_cents)
+
+    @event("Offset")
+    def _offset(self, credit_note_id: UUID, amount_cents: int) -> None:
+        self.offset_amount_cents += amount_cents
 
     @event("Finalized")
     def _finalized(self, number: str, sequential_id: int, finalized_at: datetime) -> None:

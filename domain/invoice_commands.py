@@ -22,12 +22,22 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
 from domain.add_on import AddOn
+from domain.credit_note import (
+    CreditNote,
+    CreditNoteNotFound,
+    credit_note_number,
+    split,
+    termination_item,
+)
+from domain.credit_note import taxes_cents as credit_taxes_cents
 from domain.currency import is_accepted_currency
 from domain.customer import Customer, CustomerNotFound
 from domain.errors import Problems
 from domain.fee import Fee, choose_taxes, round_cents
 from domain.invoice import (
     DRAFT,
+    FINALIZED,
+    AppliedCredit,
     Invoice,
     InvoiceNotDraft,
     InvoiceNotFound,
@@ -47,6 +57,7 @@ from domain.period_close import (
     at_start,
     at_termination,
     charges_period,
+    fee_period,
 )
 from domain.plan import Plan, PlanNotFound
 from domain.sequence import Sequence as NumberSequence
@@ -54,6 +65,7 @@ from domain.sequence import SequenceNotFound
 from domain.subscription import Subscription, SubscriptionNotFound
 from domain.subscription_commands import SubscriptionCommands
 
+_INSTANT = timedelta(microseconds=1)
 _remembered: ContextVar[dict[UUID, Any] | None] = ContextVar("tally_remembered_aggregates", default=None)
 
 
@@ -172,17 +184,80 @@ class InvoiceCommands(SubscriptionCommands):
         if subscription.final_invoice_id is not None or subscription.terminated_at is None:
             return None
         customer = self._load(subscription.customer_id, Customer, CustomerNotFound)
-        facts = self._facts(subscription, customer)
+        organization = self._load_rarely_changed(subscription.organization_id, Organization, OrganizationNotFound)
+        facts = self._facts(subscription, customer, organization)
+        credited = self._termination_credit(subscription, customer, facts, now)
         key = f"subscription/{subscription.id}/termination"
+        if subscription.terms.on_termination_invoice == "skip":
+            subscription.record_final_invoice(None)
+            self._save(*_unique([subscription, *credited]))
+            return None
         taxes = self._with_customer(taxes, customer)
         due = at_termination(facts, Invoice.create_id(subscription.organization_id, key), buckets, taxes)
         subscription.record_final_invoice(Invoice.create_id(subscription.organization_id, key))
         return self._issue(subscription, customer, facts, due, key, subscription.terminated_at, buckets, taxes,
-                           positions, now)
+                           positions, now, organization, extra=credited)
+
+    def _termination_credit(self, subscription: Subscription, customer: Customer, facts: SubscriptionFacts,
+                            now: datetime) -> list[Aggregate]:
+        """The unused in-advance days of a terminated (or upgraded) subscription, given back by a credit note on
+        the invoice that billed them (P5, P6); nothing when the plan is in arrears, the policy says ``skip``, or
+        that invoice is not finalized. Returns what to save with the final invoice."""
+        policy = subscription.terms.on_termination_credit_note or "credit"
+        if not facts.plan.pay_in_advance or policy == "skip" or facts.terminated_at is None:
+            return []
+        paid = self._paid_fee(subscription, facts)
+        if paid is None:
+            return []
+        invoice, fee = paid
+        item = termination_item(fee, facts.terminated_at, facts.timezone, upgraded=facts.upgraded)
+        if item is None:
+            return []
+        numbers = self._sequence(invoice.organization_id, f"credit_notes/invoice/{invoice.id}")
+        sequence = numbers.take()
+        items = (item,)
+        taxes = credit_taxes_cents(items)
+        total = item.amount_cents + taxes
+        paid_cents = invoice.totals.total_amount_cents if invoice.payment_status == "succeeded" else 0
+        parts = split(total, policy, paid_cents=paid_cents, due_cents=invoice.total_due_amount_cents)
+        note = CreditNote(
+            organization_id=invoice.organization_id, key=f"termination/{subscription.id}", invoice_id=invoice.id,
+            invoice_number=invoice.number or "", customer_id=customer.id, currency=invoice.currency,
+            number=credit_note_number(invoice.number or "", sequence), sequential_id=sequence,
+            issuing_date=facts.terminated_at.astimezone(ZoneInfo(facts.timezone)).date(),
+            reason="order_change" if facts.upgraded else "order_cancellation", description=None, items=items,
+            taxes_amount_cents=taxes, split=parts,
+        )
+        changed: list[Aggregate] = [note, numbers]
+        if parts.credit_amount_cents:
+            customer.credit_available(note.id)
+            changed.append(customer)
+        if parts.offset_amount_cents:
+            invoice.offset(note.id, parts.offset_amount_cents)
+            changed.append(invoice)
+        return changed
+
+    def _paid_fee(self, subscription: Subscription, facts: SubscriptionFacts) -> tuple[Invoice, Fee] | None:
+        """The finalized invoice and in-advance fee that paid for the period the subscription ended in."""
+        assert facts.terminated_at is not None
+        period, _ = fee_period(facts, max(facts.terminated_at - _INSTANT, facts.started_at))
+        keys = [f"subscription/{subscription.id}/{period.starts_at.isoformat()}", f"subscription/{subscription.id}/start"]
+        for key in keys:
+            try:
+                invoice = self._load(Invoice.create_id(subscription.organization_id, key), Invoice, InvoiceNotFound)
+            except InvoiceNotFound:
+                continue
+            if invoice.status != FINALIZED:
+                continue
+            for fee in invoice.fees:
+                if (fee.fee_type == "subscription" and fee.subscription_id == subscription.id and fee.from_at is not None
+                        and fee.to_at is not None and fee.from_at <= facts.terminated_at < fee.to_at):
+                    return invoice, fee
+        return None
 
     def _issue(self, subscription: Subscription, customer: Customer, facts: SubscriptionFacts, due: Due, key: str,
                billed_at: datetime, buckets: Sequence[PricedBucket], taxes: TaxTable, positions: tuple[int, int],
-               now: datetime, organization: Organization | None = None) -> UUID | None:
+               now: datetime, organization: Organization | None = None, extra: Sequence[Aggregate] = ()) -> UUID | None:
         organization = organization or self._load_rarely_changed(subscription.organization_id, Organization,
                                                                  OrganizationNotFound)
         issuing_date = billed_at.astimezone(ZoneInfo(facts.timezone)).date()
@@ -196,8 +271,9 @@ class InvoiceCommands(SubscriptionCommands):
         )
         changed: list[Aggregate] = [subscription, invoice]
         if grace == 0:
-            changed.extend(self._number(invoice, customer, organization, now))
-        self._save(*changed)  # a concurrent closer or numberer makes this a ConcurrentWrite: see _retrying
+            changed.extend(self._finalize(invoice, customer, organization, now))
+        changed.extend(extra)
+        self._save(*_unique(changed))  # a concurrent closer or numberer makes this a ConcurrentWrite: see _retrying
         return invoice.id
 
     @staticmethod
@@ -259,7 +335,7 @@ class InvoiceCommands(SubscriptionCommands):
             provenance=Provenance(0, 0, digest({"key": invoice_key, "fees": [[f.item_code, str(f.units), f.amount_cents]
                                                                            for f in fees]})),
         )
-        self._save(invoice, *self._number(invoice, customer, organization, now))
+        self._save(*_unique([invoice, *self._finalize(invoice, customer, organization, now)]))
         return invoice.id
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -299,7 +375,7 @@ class InvoiceCommands(SubscriptionCommands):
             raise InvoiceNotDraft(f"invoice {invoice.id} is {invoice.status}")
         customer = self._load(invoice.customer_id, Customer, CustomerNotFound)
         organization = self._load(organization_id, Organization, OrganizationNotFound)
-        self._save(invoice, *self._number(invoice, customer, organization, now))
+        self._save(*_unique([invoice, *self._finalize(invoice, customer, organization, now)]))
 
     def void_invoice(self, organization_id: UUID, invoice_id: UUID, now: datetime) -> None:
         invoice = self.invoice(organization_id, invoice_id)
@@ -317,13 +393,25 @@ class InvoiceCommands(SubscriptionCommands):
         invoice.update(payment_status=payment_status, metadata=metadata)
         self._save(invoice)
 
+    def credit_note(self, organization_id: UUID, credit_note_id: UUID) -> CreditNote:
+        return self._owned(organization_id, credit_note_id, CreditNote, CreditNoteNotFound)
+
+    def void_credit_note(self, organization_id: UUID, credit_note_id: UUID, now: datetime) -> None:
+        """Withdraw a credit note's remaining credit: later invoices no longer consume it."""
+        note = self.credit_note(organization_id, credit_note_id)
+        customer = self._load(note.customer_id, Customer, CustomerNotFound)
+        note.void(now)
+        customer.credit_spent(note.id)
+        self._save(note, customer)
+
     def attach_invoice_file(self, organization_id: UUID, invoice_id: UUID, key: str) -> None:
         invoice = self.invoice(organization_id, invoice_id)
         invoice.attach_file(key)
         self._save(invoice)
 
-    def _number(self, invoice: Invoice, customer: Customer, organization: Organization, now: datetime) -> list[Aggregate]:
-        """Finalize with the next numbers (I2); returns the sequences (and customer) to save with it."""
+    def _finalize(self, invoice: Invoice, customer: Customer, organization: Organization, now: datetime) -> list[Aggregate]:
+        """Finalize with the next numbers (I2) and the customer's credit (I4 step 5); returns the sequences,
+        credit notes and customer to save with it."""
         settings = organization.settings
         prefix = settings.document_number_prefix
         changed: list[Aggregate] = []
@@ -341,8 +429,29 @@ class InvoiceCommands(SubscriptionCommands):
                 customer.number(customers.take())
                 changed.extend([customers, customer])
             number = invoice_number(prefix, customer.sequential_id or 0, sequential_id)
-        invoice.finalize(number=number, sequential_id=sequential_id, at=now)
+        credits = self._spend_credit(invoice, customer, changed)
+        invoice.finalize(number=number, sequential_id=sequential_id, at=now, credits=credits)
         return changed
+
+    def _spend_credit(self, invoice: Invoice, customer: Customer, changed: list[Aggregate]) -> list[AppliedCredit]:
+        """The customer's credit notes in the invoice's currency, oldest first, consume what it owes."""
+        owed = invoice.totals.total_amount_cents
+        credits: list[AppliedCredit] = []
+        for credit_note_id in customer.credit_note_ids:
+            if owed <= 0:
+                break
+            note = self._load(credit_note_id, CreditNote, CreditNoteNotFound)
+            if note.currency != invoice.currency:
+                continue
+            used = note.consume(invoice.id, owed)
+            if used:
+                owed -= used
+                credits.append(AppliedCredit(note.id, note.number, used))
+                changed.append(note)
+            if note.balance_amount_cents == 0:
+                customer.credit_spent(note.id)
+                changed.append(customer)
+        return credits
 
     def _sequence(self, organization_id: UUID, scope: str) -> NumberSequence:
         repository = getattr(self, "snapshot_repository", self.repository)  # sequences are the snapshotted kind
@@ -353,6 +462,14 @@ class InvoiceCommands(SubscriptionCommands):
         if not isinstance(found, NumberSequence):
             raise SequenceNotFound(key=scope)
         return found
+
+
+def _unique(aggregates: Sequence[Aggregate]) -> list[Aggregate]:
+    """Each aggregate once, in first-seen order: one save records each one's pending events once."""
+    seen: dict[UUID, Aggregate] = {}
+    for aggregate in aggregates:
+        seen.setdefault(aggregate.id, aggregate)
+    return list(seen.values())
 
 
 def _decimal(raw: Any, default: Decimal, problems: Problems, field: str) -> Decimal:

@@ -42,6 +42,12 @@ from projections.catalog import (
     TaxesReader,
     TaxesView,
 )
+from projections.credit_notes import (
+    CreditNoteRecord,
+    CreditNotes,
+    CreditNotesReader,
+    CreditNotesView,
+)
 from projections.documents import DocumentReader
 from projections.events import EventsReader
 from projections.freshness import Freshness
@@ -122,6 +128,7 @@ def all_projections() -> list[Projection[Any]]:
         Subscriptions(SubscriptionsView()),
         Usage(UsageView()),
         Invoices(InvoicesView()),
+        CreditNotes(CreditNotesView()),
     ]
 
 
@@ -218,6 +225,7 @@ def open_store(
         usage=UsageReader(pool, freshness),
         events=EventsReader(pool, freshness),
         invoices=InvoicesReader(pool, freshness, "invoices", InvoicesView, InvoiceRecord),
+        credit_notes=CreditNotesReader(pool, freshness, "credit_notes", CreditNotesView, CreditNoteRecord),
         pool=pool,
     )
     return Store(url, billing, metering, pool, projectors, freshness, readers, apps)

@@ -20,11 +20,14 @@ from psycopg import sql
 
 from domain.fee import Fee
 from domain.invoice import (
+    AppliedCredit,
     BillingPeriod,
     Invoice,
     Provenance,
     TaxLine,
+    Totals,
     tax_lines,
+    total_due,
     totals,
 )
 from projections.documents import (
@@ -59,6 +62,12 @@ class InvoiceRecord:
     payment_status: str = "pending"
     metadata: dict[str, str | None] = field(default_factory=dict)
     file_key: str | None = None
+    credits: tuple[AppliedCredit, ...] = ()
+    offset_amount_cents: int = 0
+
+    @property
+    def totals(self) -> Totals:
+        return totals(self.fees, self.credits)
 
     @property
     def external_subscription_ids(self) -> dict[UUID, str]:
@@ -70,21 +79,19 @@ class InvoiceRecord:
 
     @property
     def fees_amount_cents(self) -> int:
-        return totals(self.fees).fees_amount_cents
+        return self.totals.fees_amount_cents
 
     @property
     def taxes_amount_cents(self) -> int:
-        return totals(self.fees).taxes_amount_cents
+        return self.totals.taxes_amount_cents
 
     @property
     def total_amount_cents(self) -> int:
-        return totals(self.fees).total_amount_cents
+        return self.totals.total_amount_cents
 
     @property
     def total_due_amount_cents(self) -> int:
-        if self.status == "voided" or self.payment_status == "succeeded":
-            return 0
-        return self.total_amount_cents
+        return total_due(self.total_amount_cents, self.status, self.payment_status, self.offset_amount_cents)
 
 
 class InvoicesView(DocumentView):
@@ -172,6 +179,15 @@ class Invoices(Projection[InvoicesView]):
         paid = "succeeded" if record.total_amount_cents <= 0 else record.payment_status
         self._patch(event, tracking, status="finalized", number=event.number, sequential_id=event.sequential_id,
                     finalized_at=event.finalized_at, expected_finalization_date=None, payment_status=paid)
+
+    @process_event.register
+    def _(self, event: Invoice.Credited, tracking: Tracking) -> None:
+        self._patch(event, tracking, credits=event.credits)
+
+    @process_event.register
+    def _(self, event: Invoice.Offset, tracking: Tracking) -> None:
+        record = self.view.record(event.originator_id)
+        self._patch(event, tracking, offset_amount_cents=record.offset_amount_cents + event.amount_cents)
 
     @process_event.register
     def _(self, event: Invoice.Voided, tracking: Tracking) -> None:

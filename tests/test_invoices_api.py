@@ -51,7 +51,12 @@ class Account:
             "external_customer_id": "cus", "plan_code": "base", "external_id": "sub", "subscription_at": started}})
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None, status: int = 200) -> dict[str, Any]:
-        response = self.api.simulate_request(method, f"/api/v1/{path}", headers=bearer(self.key), json=body)
+        return self.call_as(self.api, self.key, method, path, body, status)
+
+    @staticmethod
+    def call_as(api: falcon.testing.TestClient, key: IssuedKey, method: str, path: str,
+                body: dict[str, Any] | None = None, status: int = 200) -> dict[str, Any]:
+        response = api.simulate_request(method, f"/api/v1/{path}", headers=bearer(key), json=body)
         assert response.status_code == status, (path, response.text)
         return dict(response.json) if response.text else {}
 
@@ -260,7 +265,8 @@ def test_drafts_have_no_pdf(api_at: falcon.testing.TestClient, tenant: IssuedKey
 
 def test_p6_an_upgrade_bills_the_new_plan_from_the_upgrade_day_at_once(shared_store: Store, tenant: IssuedKey) -> None:
     """A $30 → B $60 in advance on Apr 11 (30-day month): B is invoiced 20 × 6000 / 30 = 4000 on the spot, and A's
-    final invoice is issued with it (its unused-days credit note, 2000, is issue 6's)."""
+    final invoice is issued with it. A was back-dated and never paid for April, so no credit is owed
+    (the credit note of P6 proper: test_credit_notes_api.py)."""
     april_11 = datetime(2026, 4, 11, 9, tzinfo=UTC)
     api = falcon.testing.TestClient(
         create_app(shared_store.billing, shared_store.metering, shared_store.readers, clock=lambda: april_11))

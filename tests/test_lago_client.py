@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 from lago_python_client.client import Client
 from lago_python_client.exceptions import LagoApiError
-from lago_python_client.models.organization import Organization, OrganizationBillingConfiguration
+from lago_python_client.models.organization import (
+    Organization,
+    OrganizationBillingConfiguration,
+)
 
 from domain.api_key import IssuedKey
 

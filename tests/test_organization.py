@@ -8,7 +8,11 @@ from hypothesis import strategies as st
 
 from domain import identity
 from domain.errors import ValidationFailed
-from domain.organization import Organization, OrganizationSettings, default_document_prefix
+from domain.organization import (
+    Organization,
+    OrganizationSettings,
+    default_document_prefix,
+)
 
 
 def _organization() -> Organization:

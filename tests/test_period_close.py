@@ -15,7 +15,14 @@ from hypothesis import strategies as st
 from domain.charge import Charge
 from domain.fee import AppliedTax
 from domain.invoice import tax_lines, totals
-from domain.period_close import PricedBucket, SubscriptionFacts, TaxTable, at_boundary, at_start, at_termination
+from domain.period_close import (
+    PricedBucket,
+    SubscriptionFacts,
+    TaxTable,
+    at_boundary,
+    at_start,
+    at_termination,
+)
 from domain.periods import periods
 from domain.plan import PlanDefinition
 from domain.usage import NO_FILTER

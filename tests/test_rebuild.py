@@ -54,6 +54,11 @@ def build_a_catalog(api: falcon.testing.TestClient, key: IssuedKey) -> None:
     call("POST", "subscriptions", {"subscription": {"external_customer_id": "other", "plan_code": "basic",
                                                     "external_id": "short"}})
     call("DELETE", "subscriptions/short")
+    call("POST", "plans", {"plan": {"name": "Ahead", "code": "ahead", "interval": "monthly", "amount_cents": 3000,
+                                    "amount_currency": "EUR", "pay_in_advance": True}})
+    call("POST", "subscriptions", {"subscription": {"external_customer_id": "other", "plan_code": "ahead",
+                                                    "external_id": "ahead"}})
+    call("DELETE", "subscriptions/ahead")  # a credit note for the unused days paid in advance
 
 
 READS = [
@@ -62,7 +67,7 @@ READS = [
     "customers", "customers/cus", "customers/cus_renamed", "customers/other", "subscriptions/sub",
     "subscriptions/sub?status=pending", "subscriptions/short?status=terminated",
     "subscriptions?status[]=active&status[]=pending&status[]=terminated&status[]=canceled",
-    "customers/cus_renamed/subscriptions?status[]=terminated",
+    "customers/cus_renamed/subscriptions?status[]=terminated", "invoices", "fees", "credit_notes",
 ]
 
 
@@ -88,3 +93,4 @@ def test_dropping_every_view_and_replaying_gives_identical_responses(store: Stor
     after = answers(api, org)
 
     assert after == before
+    assert before["invoices"]["meta"]["total_count"] >= 3 and before["credit_notes"]["meta"]["total_count"] == 1

@@ -10,7 +10,12 @@ from hypothesis import strategies as st
 
 from domain.periods import INTERVALS, full_period_days, local_days, period_containing
 from domain.subscription import billing_period
-from domain.subscription_fee import FeeWindow, billed_window, prorated_cents, unused_window
+from domain.subscription_fee import (
+    FeeWindow,
+    billed_window,
+    prorated_cents,
+    unused_window,
+)
 
 TIMEZONES = ("UTC", "America/New_York", "Europe/Paris", "Asia/Tokyo", "Australia/Lord_Howe", "America/Santiago")
 

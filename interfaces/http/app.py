@@ -21,6 +21,7 @@ from interfaces.http import (
     add_ons,
     billable_metrics,
     coupons,
+    credit_notes,
     errors,
     invoices,
     plans,
@@ -49,6 +50,7 @@ from interfaces.http.wire import respond
 from interfaces.invoice_files import InvoiceFiles
 from interfaces.invoicing import Invoicing
 from projections.catalog import TaxesReader
+from projections.credit_notes import CreditNotesReader
 from projections.documents import DocumentReader
 from projections.events import EventsReader
 from projections.freshness import Freshness
@@ -76,6 +78,7 @@ class Readers:
     usage: UsageReader
     events: EventsReader
     invoices: InvoicesReader
+    credit_notes: CreditNotesReader
     pool: Any = None  # the read pool, for files kept beside the views
 
 
@@ -145,6 +148,8 @@ def create_app(
         *invoices.resources(billing, invoicing, readers.invoices, readers.customers, readers.subscriptions,
                             readers.organizations, invoice_presenter, customer_presenter, InvoiceFiles(readers.pool),
                             clock),
+        *credit_notes.resources(billing, readers.credit_notes, readers.customers, readers.invoices, invoice_presenter,
+                                clock),
     ]
     operations = [op for resource in resources for op in resource.operations]
     resources.append(OpenApiResource(operations))

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
-from uuid import UUID
+from uuid import UUID, uuid5
 
 import falcon
 import msgspec
@@ -252,11 +252,11 @@ class InvoicePresenter:
             and record.payment_due_date < date.today(),
             currency=record.currency, fees_amount_cents=record.fees_amount_cents,
             taxes_amount_cents=record.taxes_amount_cents, progressive_billing_credit_amount_cents=0,
-            coupons_amount_cents=0, credit_notes_amount_cents=0,
-            sub_total_excluding_taxes_amount_cents=record.fees_amount_cents,
-            sub_total_including_taxes_amount_cents=record.fees_amount_cents + record.taxes_amount_cents,
+            coupons_amount_cents=0, credit_notes_amount_cents=record.totals.credit_notes_amount_cents,
+            sub_total_excluding_taxes_amount_cents=record.totals.sub_total_excluding_taxes_amount_cents,
+            sub_total_including_taxes_amount_cents=record.totals.sub_total_including_taxes_amount_cents,
             total_amount_cents=total, total_due_amount_cents=record.total_due_amount_cents, total_paid_amount_cents=paid,
-            total_offsetted_credit_note_amount_cents=0, prepaid_credit_amount_cents=0,
+            total_offsetted_credit_note_amount_cents=record.offset_amount_cents, prepaid_credit_amount_cents=0,
             prepaid_granted_credit_amount_cents=0, prepaid_purchased_credit_amount_cents=0,
             file_url=f"{self._base_url}/api/v1/invoices/{lago_id}/file.pdf" if record.file_key else None,
             xml_url=None, web_url=None, version_number=4, self_billed=False,
@@ -280,7 +280,13 @@ class InvoicePresenter:
         ) for p in record.billing_periods]
         invoice.fees = [present_fee(f, document, customer, external) for f in record.fees]
         invoice.subscriptions = [{"lago_id": str(s), "external_id": external.get(s)} for s in external]
-        invoice.credits = []
+        invoice.credits = [{
+            "lago_id": str(uuid5(document.id, f"credit/{c.credit_note_id}")), "amount_cents": c.amount_cents,
+            "amount_currency": record.currency, "before_taxes": False,
+            "item": {"lago_item_id": str(c.credit_note_id), "type": "credit_note", "code": c.number, "name": c.number,
+                     "description": None},
+            "invoice": {"lago_id": lago_id, "payment_status": record.payment_status},
+        } for c in record.credits]
         invoice.error_details = []
         invoice.applied_invoice_custom_sections = []
         invoice.applied_usage_thresholds = []

@@ -14,7 +14,6 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
-
 import psycopg
 
 from domain.usage_event import UsageEvent

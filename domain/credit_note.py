@@ -1,0 +1,187 @@
+"""Credit notes: money given back on a finalized invoice, as credit, refund or offset (semantics P5, P6, I4, I5).
+
+A credit note names the fees of one invoice it gives back (pre-tax), adds their taxes, and
+splits the total three ways: *credit* becomes the customer's credit balance, which later
+invoices consume when they are finalized (oldest note first, I4 step 5); *refund* is paid
+back, only up to what was paid; *offset* lowers what is still due on the invoice itself.
+Its number is the invoice's number with ``-CN`` and the note's place on that invoice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from domain import identity
+from domain.errors import NotAllowed, NotFound
+from domain.fee import Fee, round_cents
+from domain.periods import Period
+from domain.subscription_fee import unused_window
+
+AVAILABLE, CONSUMED, VOIDED = "available", "consumed", "voided"
+REASONS = ("duplicated_charge", "product_unsatisfactory", "order_change", "order_cancellation", "fraudulent_charge",
+           "other")
+POLICIES = ("credit", "refund", "offset", "skip")
+
+
+class CreditNoteNotFound(NotFound):
+    resource = "credit_note"
+
+
+class CreditNoteNotVoidable(NotAllowed):
+    code = "no_voidable_amount"
+
+
+@dataclass(frozen=True)
+class CreditNoteItem:
+    """One fee given back, pre-tax, with the fee as it was invoiced."""
+
+    id: UUID
+    fee: Fee
+    amount_cents: int
+    precise_amount_cents: Decimal
+
+    @property
+    def taxes_precise_amount_cents(self) -> Decimal:
+        return Decimal(self.amount_cents) * self.fee.taxes_rate / 100
+
+
+@dataclass(frozen=True)
+class Split:
+    """How a credit note's total is given back."""
+
+    credit_amount_cents: int
+    refund_amount_cents: int
+    offset_amount_cents: int
+
+
+@dataclass(frozen=True)
+class Consumption:
+    """Credit used by a later invoice (I4 step 5)."""
+
+    invoice_id: UUID
+    amount_cents: int
+
+
+def termination_item(fee: Fee, terminated_at: datetime, timezone: str, *, upgraded: bool = False) -> CreditNoteItem | None:
+    """The unused days of an in-advance subscription fee after a termination, at the fee's own daily price (P5, P6):
+    the days from the day after termination (an upgrade: from the upgrade day) to the fee's end; None if none."""
+    if fee.from_at is None or fee.to_at is None or not fee.days or not fee.period_days:
+        return None
+    unused = unused_window(Period(fee.from_at, fee.to_at), period_days=fee.period_days, timezone=timezone,
+                           terminated_at=terminated_at, upgraded=upgraded)
+    if unused is None:
+        return None
+    precise = min(fee.precise_amount_cents * unused.days / fee.days, Decimal(fee.amount_cents))
+    amount = min(round_cents(precise), fee.amount_cents)
+    if amount <= 0:
+        return None
+    return CreditNoteItem(id=uuid5(fee.id, f"credit/{terminated_at.isoformat()}"), fee=fee, amount_cents=amount,
+                          precise_amount_cents=precise)
+
+
+def credit_note_number(invoice_number: str, sequence: int) -> str:
+    """``<invoice number>-CN<3-digit sequence per invoice>`` (I2)."""
+    return f"{invoice_number}-CN{sequence:03d}"
+
+
+def taxes_cents(items: Sequence[CreditNoteItem]) -> int:
+    """The items' taxes, summed unrounded and rounded once (as an invoice's)."""
+    return round_cents(sum((i.taxes_precise_amount_cents for i in items), Decimal(0)))
+
+
+def split(total_cents: int, policy: str, *, paid_cents: int, due_cents: int) -> Split:
+    """Lago's termination policies: ``refund`` up to what was paid, ``offset`` up to what is due, the rest credit."""
+    if policy == "refund":
+        refund = min(total_cents, max(paid_cents, 0))
+        return Split(total_cents - refund, refund, 0)
+    if policy == "offset":
+        offset = min(total_cents, max(due_cents, 0))
+        return Split(total_cents - offset, 0, offset)
+    return Split(total_cents, 0, 0)
+
+
+class CreditNote(Aggregate):
+    """Money given back on one finalized invoice."""
+
+    @staticmethod
+    def create_id(organization_id: UUID, key: str) -> UUID:
+        """Deterministic: the credit for one termination is created once, however often it is asked for."""
+        return identity.scoped_id(organization_id, "credit_note", key)
+
+    @event("Created")
+    def __init__(
+        self,
+        organization_id: UUID,
+        key: str,
+        invoice_id: UUID,
+        invoice_number: str,
+        customer_id: UUID,
+        currency: str,
+        number: str,
+        sequential_id: int,
+        issuing_date: date,
+        reason: str,
+        description: str | None,
+        items: tuple[CreditNoteItem, ...],
+        taxes_amount_cents: int,
+        split: Split,
+    ) -> None:
+        self.organization_id = organization_id
+        self.key = key
+        self.invoice_id = invoice_id
+        self.invoice_number = invoice_number
+        self.customer_id = customer_id
+        self.currency = currency
+        self.number = number
+        self.sequential_id = sequential_id
+        self.issuing_date = issuing_date
+        self.reason = reason
+        self.description = description
+        self.items = items
+        self.taxes_amount_cents = taxes_amount_cents
+        self.split = split
+        self.balance_amount_cents = split.credit_amount_cents
+        self.credit_status = AVAILABLE if split.credit_amount_cents > 0 else CONSUMED
+        self.refund_status = "pending" if split.refund_amount_cents > 0 else None
+        self.consumptions: tuple[Consumption, ...] = ()
+        self.voided_at: datetime | None = None
+
+    @property
+    def sub_total_excluding_taxes_amount_cents(self) -> int:
+        return sum(i.amount_cents for i in self.items)
+
+    @property
+    def total_amount_cents(self) -> int:
+        return self.sub_total_excluding_taxes_amount_cents + self.taxes_amount_cents
+
+    def consume(self, invoice_id: UUID, wanted_cents: int) -> int:
+        """Use up to ``wanted_cents`` of the balance on an invoice; returns what was used."""
+        used = min(max(wanted_cents, 0), self.balance_amount_cents) if self.credit_status == AVAILABLE else 0
+        if used:
+            self._consumed(invoice_id=invoice_id, amount_cents=used)
+        return used
+
+    @event("Consumed")
+    def _consumed(self, invoice_id: UUID, amount_cents: int) -> None:
+        self.consumptions = (*self.consumptions, Consumption(invoice_id, amount_cents))
+        self.balance_amount_cents -= amount_cents
+        if self.balance_amount_cents == 0:
+            self.credit_status = CONSUMED
+
+    def void(self, at: datetime) -> None:
+        """Withdraw the credit left (Lago's void): the balance goes to zero; what was consumed stays consumed."""
+        if self.credit_status != AVAILABLE:
+            raise CreditNoteNotVoidable(f"credit note {self.id} is {self.credit_status}")
+        self._voided(voided_at=at)
+
+    @event("Voided")
+    def _voided(self, voided_at: datetime) -> None:
+        self.credit_status = VOIDED
+        self.balance_amount_cents = 0
+        self.voided_at = voided_at
