@@ -32,7 +32,7 @@ from domain.credit_note import (
 from domain.credit_note import taxes_cents as credit_taxes_cents
 from domain.currency import is_accepted_currency
 from domain.customer import Customer, CustomerNotFound
-from domain.errors import Problems
+from domain.errors import Problems, RuleViolated
 from domain.fee import Fee, choose_taxes, round_cents
 from domain.invoice import (
     DRAFT,
@@ -54,6 +54,7 @@ from domain.period_close import (
     SubscriptionFacts,
     TaxTable,
     at_boundary,
+    at_now,
     at_start,
     at_termination,
     charges_period,
@@ -67,6 +68,13 @@ from domain.subscription_commands import SubscriptionCommands
 
 _INSTANT = timedelta(microseconds=1)
 _remembered: ContextVar[dict[UUID, Any] | None] = ContextVar("tally_remembered_aggregates", default=None)
+
+
+class NothingToInvoice(RuleViolated):
+    """``invoice_now`` found no usage that is not invoiced yet (Lago's 422 shape, on ``usage``)."""
+
+    code = "no_usage_to_invoice"
+    field = "usage"
 
 
 class InvoiceCommands(SubscriptionCommands):
@@ -112,6 +120,7 @@ class InvoiceCommands(SubscriptionCommands):
             created_at=subscription.created_at or subscription.created_on, trial_anchor_at=subscription.trial_anchor_at,
             timezone=timezone, terminated_at=subscription.terminated_at,
             upgraded=subscription.upgraded, organization_id=subscription.organization_id,
+            early_bills=subscription.early_bills,
         )
 
     def schedule_billing(self, subscription_id: UUID) -> datetime | None:
@@ -181,7 +190,7 @@ class InvoiceCommands(SubscriptionCommands):
     def _invoice_termination(self, subscription_id: UUID, buckets: Sequence[PricedBucket], taxes: TaxTable,
                              positions: tuple[int, int], now: datetime) -> UUID | None:
         subscription = self._load(subscription_id, Subscription, SubscriptionNotFound)
-        if subscription.final_invoice_id is not None or subscription.terminated_at is None:
+        if subscription.final_billed or subscription.terminated_at is None:
             return None
         customer = self._load(subscription.customer_id, Customer, CustomerNotFound)
         organization = self._load_rarely_changed(subscription.organization_id, Organization, OrganizationNotFound)
@@ -197,6 +206,38 @@ class InvoiceCommands(SubscriptionCommands):
         subscription.record_final_invoice(Invoice.create_id(subscription.organization_id, key))
         return self._issue(subscription, customer, facts, due, key, subscription.terminated_at, buckets, taxes,
                            positions, now, organization, extra=credited)
+
+    def invoice_now(self, subscription_id: UUID, buckets: Sequence[PricedBucket], taxes: TaxTable,
+                    positions: tuple[int, int], now: datetime) -> UUID:
+        """Bill the open period's usage up to now without ending anything (Tally's ``invoice_now``); the period's
+        close bills the rest, net of it. Finalized at once, as one-off invoices are."""
+        issued = _retrying(lambda: self._invoice_now(subscription_id, buckets, taxes, positions, now))
+        assert issued is not None
+        return issued
+
+    def _invoice_now(self, subscription_id: UUID, buckets: Sequence[PricedBucket], taxes: TaxTable,
+                     positions: tuple[int, int], now: datetime) -> UUID:
+        subscription = self._load(subscription_id, Subscription, SubscriptionNotFound)
+        if subscription.status != "active" or subscription.started_at is None or subscription.started_at > now:
+            raise NothingToInvoice("only an active subscription's usage can be invoiced now")
+        customer = self._load(subscription.customer_id, Customer, CustomerNotFound)
+        organization = self._load_rarely_changed(subscription.organization_id, Organization, OrganizationNotFound)
+        facts = self._facts(subscription, customer, organization)
+        key = f"subscription/{subscription.id}/now/{len(subscription.early_bills) + 1}"
+        taxes = self._with_customer(taxes, customer)
+        due, bill = at_now(facts, Invoice.create_id(subscription.organization_id, key), now, buckets, taxes)
+        if all(f.is_empty for f in due.fees):
+            raise NothingToInvoice("no usage since the last invoice")
+        subscription.record_early_bill(bill)
+        invoice = Invoice.issue(
+            organization_id=subscription.organization_id, key=key, customer_id=customer.id,
+            invoice_type="progressive_billing", currency=facts.plan.amount_currency,
+            issuing_date=now.astimezone(ZoneInfo(facts.timezone)).date(),
+            net_payment_term=_net_payment_term(customer, organization), billing_periods=(due.billing_period,),
+            fees=due.fees, provenance=_provenance(facts, due, key, buckets, taxes, positions),
+        )
+        self._save(*_unique([subscription, invoice, *self._finalize(invoice, customer, organization, now)]))
+        return invoice.id
 
     def _termination_credit(self, subscription: Subscription, customer: Customer, facts: SubscriptionFacts,
                             now: datetime) -> list[Aggregate]:

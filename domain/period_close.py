@@ -9,7 +9,7 @@ the usage read model; this module decides which fees are due and over which days
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid5
@@ -19,7 +19,7 @@ from domain.fee import AppliedTax, Fee, choose_taxes, round_cents
 from domain.invoice import BillingPeriod
 from domain.periods import Period, full_period_days, local_day_start
 from domain.plan import PlanDefinition
-from domain.subscription import billing_period
+from domain.subscription import BilledUsage, EarlyBill, billing_period
 from domain.subscription_fee import FeeWindow, billed_window, prorated_cents
 from domain.usage import NO_FILTER
 
@@ -46,6 +46,22 @@ class SubscriptionFacts:
     upgraded: bool = False  # ended by an upgrade: its last day belongs to the new plan
     has_successor_at_boundary: bool = False  # a downgrade takes over at the boundary being closed
     organization_id: UUID | None = None
+    early_bills: tuple[EarlyBill, ...] = ()  # usage invoiced before its period closed (invoice_now)
+
+    def billed_early(self, period: Period) -> dict[tuple[UUID, UUID, tuple[tuple[str, str], ...]], BilledUsage]:
+        """What early invoices billed of ``period``, summed per charge × filter × group."""
+        found: dict[tuple[UUID, UUID, tuple[tuple[str, str], ...]], BilledUsage] = {}
+        for bill in self.early_bills:
+            if bill.period_starts_at != period.starts_at:
+                continue
+            for line in bill.lines:
+                key = (line.charge_id, line.filter_id, line.group)
+                seen = found.get(key)
+                found[key] = line if seen is None else replace(
+                    seen, units=seen.units + line.units, events_count=seen.events_count + line.events_count,
+                    amount_cents=seen.amount_cents + line.amount_cents,
+                    precise_amount_cents=seen.precise_amount_cents + line.precise_amount_cents)
+        return found
 
     @property
     def back_dated(self) -> bool:
@@ -148,13 +164,16 @@ def _subscription_fee(facts: SubscriptionFacts, invoice_id: UUID, window: FeeWin
 
 
 def charge_fees(facts: SubscriptionFacts, invoice_id: UUID, period: Period, buckets: Sequence[PricedBucket],
-                taxes: TaxTable, *, ends_at: datetime | None = None) -> list[Fee]:
+                taxes: TaxTable, *, ends_at: datetime | None = None, true_ups: bool = True) -> list[Fee]:
     """Usage fees of the charge period, one per charge × filter × group, then per-charge true-ups (I3, C8).
 
+    What early invoices already billed of the period is taken off each fee (the period is billed net of
+    them); the true-up still compares the whole period's usage with the minimum.
     Pay-in-advance charges are billed as their events arrive, not here (C10)."""
     plan = facts.plan
+    early = facts.billed_early(period)
     fees: list[Fee] = []
-    true_ups: list[Fee] = []
+    minimums: list[Fee] = []
     by_charge: dict[UUID, list[PricedBucket]] = {}
     for bucket in buckets:
         if bucket.charge.pay_in_advance or not bucket.charge.invoiceable:
@@ -166,6 +185,9 @@ def charge_fees(facts: SubscriptionFacts, invoice_id: UUID, period: Period, buck
         for bucket in charged:
             group = "&".join(f"{k}={v}" for k, v in bucket.group)
             unit = (bucket.precise_amount_cents / bucket.units).quantize(_UNIT) if bucket.units else Decimal(0)
+            billed = early.get((charge.id, bucket.filter_id, bucket.group))
+            if billed is not None:
+                bucket = _net_of(bucket, billed)
             fees.append(Fee(
                 id=uuid5(invoice_id, f"charge/{charge.id}/{bucket.filter_id}/{group}"),
                 fee_type="charge", item_id=bucket.metric_id, item_code=bucket.metric_code, item_name=bucket.metric_name,
@@ -179,9 +201,19 @@ def charge_fees(facts: SubscriptionFacts, invoice_id: UUID, period: Period, buck
                 usage=(("units", str(bucket.units)), ("events_count", str(bucket.events_count))),
             ))
         true_up = _true_up(facts, invoice_id, charge, period, upto, sum(b.amount_cents for b in charged), taxes)
-        if true_up is not None:
-            true_ups.append(true_up)
-    return fees + true_ups
+        if true_up is not None and true_ups:
+            minimums.append(true_up)
+    return fees + minimums
+
+
+def _net_of(bucket: PricedBucket, billed: BilledUsage) -> PricedBucket:
+    """The bucket less what an early invoice billed of it; never below zero (usage that shrank is not refunded)."""
+    return replace(
+        bucket, units=max(bucket.units - billed.units, Decimal(0)),
+        events_count=max(bucket.events_count - billed.events_count, 0),
+        amount_cents=max(bucket.amount_cents - billed.amount_cents, 0),
+        precise_amount_cents=max(bucket.precise_amount_cents - billed.precise_amount_cents, Decimal(0)),
+    )
 
 
 def _true_up(facts: SubscriptionFacts, invoice_id: UUID, charge: Charge, period: Period, upto: datetime,
@@ -279,6 +311,21 @@ def at_termination(facts: SubscriptionFacts, invoice_id: UUID, buckets: Sequence
     fees.extend(charge_fees(facts, invoice_id, cut, buckets, taxes, ends_at=ended_at))
     return Due("subscription_terminating", tuple(fees),
                _billing_period(facts, "subscription_terminating", fee_window, Period(cut.starts_at, min(cut.ends_at, ended_at))))
+
+
+def at_now(facts: SubscriptionFacts, invoice_id: UUID, now: datetime, buckets: Sequence[PricedBucket],
+           taxes: TaxTable) -> tuple[Due, EarlyBill]:
+    """Usage of the open charge period up to ``now``, net of earlier early invoices (Tally's ``invoice_now``).
+    No subscription fee and no true-up: those stay with the period's close."""
+    period = charges_period(facts, now)
+    fees = charge_fees(facts, invoice_id, period, buckets, taxes, ends_at=now, true_ups=False)
+    lines = tuple(BilledUsage(
+        charge_id=f.charge_id, filter_id=f.charge_filter_id or NO_FILTER, group=f.grouped_by, units=f.units,
+        events_count=f.events_count, amount_cents=f.amount_cents, precise_amount_cents=f.precise_amount_cents,
+    ) for f in fees if f.charge_id is not None)
+    window = Period(period.starts_at, now)
+    due = Due("progressive_billing", tuple(fees), _billing_period(facts, "progressive_billing", None, window))
+    return due, EarlyBill(invoice_id=invoice_id, at=now, period_starts_at=period.starts_at, lines=lines)
 
 
 def _billing_period(facts: SubscriptionFacts, reason: str, fees: Period | None, charges: Period | None) -> BillingPeriod:

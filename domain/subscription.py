@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -22,6 +23,29 @@ PENDING, ACTIVE, TERMINATED, CANCELED = "pending", "active", "terminated", "canc
 STATUSES = (PENDING, ACTIVE, TERMINATED, CANCELED)
 CREDIT_NOTE_POLICIES = ("credit", "refund", "offset", "skip")
 INVOICE_POLICIES = ("generate", "skip")
+
+
+@dataclass(frozen=True)
+class BilledUsage:
+    """One charge × filter × group of usage as an early invoice billed it."""
+
+    charge_id: UUID
+    filter_id: UUID
+    group: tuple[tuple[str, str], ...]
+    units: Decimal
+    events_count: int
+    amount_cents: int
+    precise_amount_cents: Decimal
+
+
+@dataclass(frozen=True)
+class EarlyBill:
+    """Usage invoiced at ``at`` by ``invoice_id`` for the charge period starting at ``period_starts_at``."""
+
+    invoice_id: UUID
+    at: datetime
+    period_starts_at: datetime
+    lines: tuple[BilledUsage, ...]
 
 
 class SubscriptionNotFound(NotFound):
@@ -130,6 +154,8 @@ class Subscription(Aggregate):
         self.start_billed = False  # its start was considered for an in-advance invoice
         self.start_invoice_id: UUID | None = None
         self.final_invoice_id: UUID | None = None
+        self.final_billed = False  # its termination was invoiced (or skipped by its policy)
+        self.early_bills: tuple[EarlyBill, ...] = ()  # usage invoiced before its period closed (invoice_now)
 
     @classmethod
     def open(
@@ -272,13 +298,23 @@ class Subscription(Aggregate):
         self.start_billed = True
         self.start_invoice_id = invoice_id
 
-    def record_final_invoice(self, invoice_id: UUID) -> bool:
-        if self.final_invoice_id is not None or self.terminated_at is None:
+    def record_final_invoice(self, invoice_id: UUID | None) -> bool:
+        """Record the termination's invoice, or None when its policy skips it."""
+        if self.final_billed or self.terminated_at is None:
             return False
         self._final_invoiced(invoice_id=invoice_id)
         return True
 
     @event("FinalInvoiced")
-    def _final_invoiced(self, invoice_id: UUID) -> None:
+    def _final_invoiced(self, invoice_id: UUID | None) -> None:
         self.final_invoice_id = invoice_id
+        self.final_billed = True
         self.billed_until = self.terminated_at
+
+    def record_early_bill(self, bill: EarlyBill) -> None:
+        """Usage invoiced now, before its period ends; the period's close bills the rest, net of it."""
+        self._billed_early(bill=bill)
+
+    @event("BilledEarly")
+    def _billed_early(self, bill: EarlyBill) -> None:
+        self.early_bills = (*self.early_bills, bill)

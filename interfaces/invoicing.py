@@ -18,6 +18,7 @@ from uuid import UUID
 from domain.application import Billing, ConcurrentWrite
 from domain.currency import minor_unit_exponent
 from domain.fee import AppliedTax
+from domain.invoice_commands import NothingToInvoice
 from domain.period_close import PricedBucket, TaxTable
 from domain.pricing import precise_cents
 from domain.usage import group_values
@@ -107,6 +108,16 @@ class Invoicing:
         usage, positions = self._readers.usage.for_billing(subscription_id, max(facts.terminated_at - _INSTANT, facts.started_at))
         return self._billing.invoice_termination(subscription_id, buckets(usage), self.taxes(facts.organization_id),
                                                  _positions(positions), now)
+
+    def invoice_now(self, subscription_id: UUID, now: datetime) -> UUID:
+        """The open period's usage so far, invoiced at once; passed boundaries are closed first."""
+        facts = self._billing.billing_facts(subscription_id)
+        if facts is None:
+            raise NothingToInvoice("the subscription has not started")
+        self.catch_up(subscription_id, now, now)
+        usage, positions = self._readers.usage.for_billing(subscription_id, now)
+        return self._billing.invoice_now(subscription_id, buckets(usage), self.taxes(facts.organization_id),
+                                         _positions(positions), now)
 
     def taxes(self, organization_id: UUID | None) -> TaxTable:
         if organization_id is None:

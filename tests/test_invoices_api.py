@@ -348,3 +348,30 @@ def test_bad_invoice_queries_and_one_offs_are_refused_in_lagos_format(
                                                          "fees": [{"add_on_code": "setup"}]}},
                         status=422)["error_details"] == {"currency": ["value_is_invalid"]}
     assert account.call("GET", "invoices")["meta"]["total_count"] == 0
+
+
+def test_invoice_now_bills_usage_so_far_and_the_period_invoice_bills_the_rest(
+    shared_store: Store, tenant: IssuedKey
+) -> None:
+    """5 calls invoiced on Apr 10 (10 cents, at once); 3 more by the close: May 1 bills the $30 fee and 3 calls (6)."""
+    now = [datetime(2026, 4, 10, 12, tzinfo=UTC)]
+    api = falcon.testing.TestClient(
+        create_app(shared_store.billing, shared_store.metering, shared_store.readers, clock=lambda: now[0]))
+    account = Account(api, tenant, in_advance=False, started="2026-04-01T00:00:00Z")
+    account.send(5, at=int(datetime(2026, 4, 5, tzinfo=UTC).timestamp()))
+
+    early = account.call("POST", "subscriptions/sub/invoice_now")["invoice"]
+    refused = account.call("POST", "subscriptions/sub/invoice_now", status=422)
+    account.send(3, at=int(datetime(2026, 4, 20, tzinfo=UTC).timestamp()))
+    now[0] = datetime(2026, 5, 1, 1, tzinfo=UTC)
+    Invoicing(shared_store.billing, shared_store.readers).run_due(now[0])
+
+    assert (early["invoice_type"], early["status"], _fees(early)) == ("progressive_billing", "finalized", [("charge", 10)])
+    assert early["billing_periods"][0]["charges_to_datetime"] == "2026-04-10T12:00:00Z"
+    assert refused["error_details"] == {"usage": ["no_usage_to_invoice"]}
+    [periodic] = [i for i in account.invoices() if i["billing_periods"][0]["invoicing_reason"] == "subscription_periodic"]
+    assert _fees(periodic) == [("subscription", 3000), ("charge", 6)]
+    assert periodic["fees"][1]["units"] == "3.0"
+    account.call("POST", "subscriptions/nobody/invoice_now", status=404)
+    account.call("DELETE", "subscriptions/sub")
+    account.call("POST", "subscriptions/sub/invoice_now", status=404)

@@ -20,6 +20,7 @@ from domain.period_close import (
     SubscriptionFacts,
     TaxTable,
     at_boundary,
+    at_now,
     at_start,
     at_termination,
 )
@@ -153,6 +154,47 @@ def test_c8_a_charge_minimum_adds_a_true_up() -> None:
 
     assert [f.amount_cents for f in periodic.fees if f.fee_type == "charge"] == [340, 660]
     assert [f.amount_cents for f in final.fees if f.fee_type == "charge"] == [340, 160]
+
+
+def _graduated(units: int) -> int:
+    """A graduated price in cents: the first 10 units free, then 5 cents each up to 100, then 2 cents each."""
+    return max(min(units, 100) - 10, 0) * 5 + max(units - 100, 0) * 2
+
+
+def test_invoice_now_bills_usage_so_far_and_the_close_bills_the_rest_net_of_it() -> None:
+    """Graduated pricing: 40 units invoiced on Apr 10 (150), 130 in all by the close (510): the close bills 360 for
+    the 90 further units, and the subscription fee and true-up stay with the close."""
+    charge = _charge(min_amount_cents=600)
+    facts = _facts(_plan(3000, in_advance=False, charges=(charge,)), "2024-01-01T00:00:00")
+
+    early, bill = at_now(facts, uuid4(), _at("2024-04-10T12:00:00"), [_usage(charge, _graduated(40), "40")], NO_TAXES)
+    closed = at_boundary(replace(facts, early_bills=(bill,)), INVOICE, _at("2024-05-01T00:00:00"),
+                         [_usage(charge, _graduated(130), "130")], NO_TAXES)
+
+    assert _amounts(early) == [("charge", 150)]
+    assert early.billing_period.charges_to_at == _at("2024-04-10T12:00:00")
+    assert _amounts(closed) == [("subscription", 3000), ("charge", 360), ("charge", 90)]
+    assert closed.fees[1].units == Decimal(90)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 80), min_size=1, max_size=5), st.integers(0, 80))
+def test_early_invoices_and_the_close_add_up_to_the_period_price(steps: list[int], rest: int) -> None:
+    """However often usage is invoiced early, the period's charge fees add up to the price of all its usage."""
+    charge = _charge()
+    facts = _facts(_plan(0, in_advance=False, charges=(charge,)), "2024-01-01T00:00:00")
+    billed, total = 0, 0
+    for day, step in enumerate(steps, start=2):
+        total += step
+        due, bill = at_now(facts, uuid4(), _at(f"2024-04-{day:02d}T00:00:00"), [_usage(charge, _graduated(total), str(total))],
+                           NO_TAXES)
+        facts = replace(facts, early_bills=(*facts.early_bills, bill))
+        billed += sum(f.amount_cents for f in due.fees)
+    total += rest
+    closed = at_boundary(facts, INVOICE, _at("2024-05-01T00:00:00"), [_usage(charge, _graduated(total), str(total))],
+                         NO_TAXES)
+
+    assert billed + sum(f.amount_cents for f in closed.fees) == _graduated(total)
 
 
 def test_fees_with_no_units_amount_or_events_are_dropped_from_invoices() -> None:

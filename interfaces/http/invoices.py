@@ -463,6 +463,21 @@ class CustomerInvoices(InvoicesBase):
         self._list(req, resp, [customer.id])
 
 
+class SubscriptionInvoiceNow(InvoicesBase):
+    path = "/api/v1/subscriptions/{external_id}/invoice_now"
+    operations = (
+        Operation("POST", path, "Invoice the usage of the open period so far, without terminating; the period's "
+                  "invoice bills the rest, net of it", "subscriptions", InvoiceObject, "invoice",
+                  errors=(401, 404, 422), extension=True),
+    )
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, external_id: str) -> None:
+        organization_id = req.context.organization_id
+        subscription = self._billing.subscription(organization_id, external_id, "active")
+        invoice_id = self._invoicing.invoice_now(subscription.id, self._now())
+        self._show(resp, organization_id, invoice_id)
+
+
 class InvoiceMember(InvoicesBase):
     path = "/api/v1/invoices/{lago_id}"
     operations = (
@@ -657,6 +672,7 @@ def resources(billing: Billing, invoicing: Invoicing, invoices: InvoicesReader, 
     download = {"files": files, "organizations": organizations, "customer_presenter": customer_presenter}
     return [
         InvoiceCollection(*parts), CustomerInvoices(*parts), CustomerPastUsage(*parts), InvoiceMember(*parts),
+        SubscriptionInvoiceNow(*parts),
         InvoiceRefresh(*parts),
         InvoiceFinalize(*parts), InvoiceVoid(*parts), InvoiceDownload(*parts, **download),
         InvoiceDownloadAlias(*parts, **download), InvoiceFile(*parts, files=files),
