@@ -65,6 +65,7 @@ class Fee:
     period_days: int | None = None  # … out of the full period's
     trial: bool = False
     usage: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # what was priced: aggregate figures, as text
+    event_transaction_id: str | None = None  # pay-in-advance charges: the event billed (C10)
 
     @property
     def taxes_rate(self) -> Decimal:

@@ -22,6 +22,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
 from domain.add_on import AddOn
+from domain.advance_charge import AdvanceUsage, ChargeMeter, rise_amount
 from domain.credit_note import (
     CreditNote,
     CreditNoteNotFound,
@@ -30,7 +31,7 @@ from domain.credit_note import (
     termination_item,
 )
 from domain.credit_note import taxes_cents as credit_taxes_cents
-from domain.currency import is_accepted_currency
+from domain.currency import is_accepted_currency, minor_unit_exponent
 from domain.customer import Customer, CustomerNotFound
 from domain.errors import Problems, RuleViolated
 from domain.fee import Fee, choose_taxes, round_cents
@@ -38,6 +39,7 @@ from domain.invoice import (
     DRAFT,
     FINALIZED,
     AppliedCredit,
+    BillingPeriod,
     Invoice,
     InvoiceNotDraft,
     InvoiceNotFound,
@@ -61,10 +63,12 @@ from domain.period_close import (
     fee_period,
 )
 from domain.plan import Plan, PlanNotFound
+from domain.pricing import fee_cents, precise_cents
 from domain.sequence import Sequence as NumberSequence
 from domain.sequence import SequenceNotFound
 from domain.subscription import Subscription, SubscriptionNotFound
 from domain.subscription_commands import SubscriptionCommands
+from domain.usage import NO_FILTER, bucket_properties, group_values
 
 _INSTANT = timedelta(microseconds=1)
 _remembered: ContextVar[dict[UUID, Any] | None] = ContextVar("tally_remembered_aggregates", default=None)
@@ -238,6 +242,74 @@ class InvoiceCommands(SubscriptionCommands):
         )
         self._save(*_unique([subscription, invoice, *self._finalize(invoice, customer, organization, now)]))
         return invoice.id
+
+    def bill_in_advance(self, usage: AdvanceUsage, taxes: TaxTable, now: datetime) -> UUID | None:
+        """One event of a pay-in-advance charge: its rise above the high-water mark, invoiced at once (C10).
+        None when it bills nothing or was billed before."""
+        return _retrying(lambda: self._bill_in_advance(usage, taxes, now))
+
+    def _bill_in_advance(self, usage: AdvanceUsage, taxes: TaxTable, now: datetime) -> UUID | None:
+        subscription = self._load(usage.subscription_id, Subscription, SubscriptionNotFound)
+        customer = self._load(subscription.customer_id, Customer, CustomerNotFound)
+        organization = self._load_rarely_changed(subscription.organization_id, Organization, OrganizationNotFound)
+        facts = self._facts(subscription, customer, organization)
+        charge = next((c for c in facts.plan.charges if c.id == usage.charge_id), None)
+        if charge is None or not charge.pay_in_advance or not charge.invoiceable:
+            return None
+        meter = self._meter(usage)
+        rise = meter.measure(usage)
+        if rise is None:
+            return None
+        currency = facts.plan.amount_currency
+        exponent = minor_unit_exponent(currency)
+        amount = rise_amount(charge, usage, rise, exponent)
+        cents = fee_cents(amount, exponent)
+        if cents <= 0:
+            self._save(meter)  # the level moved, but nothing is owed: no invoice of zero
+            return None
+        key = f"in_advance/{usage.event_id}/{charge.id}"
+        invoice_id = Invoice.create_id(subscription.organization_id, key)
+        taxes = self._with_customer(taxes, customer)
+        units = rise.value if charge.charge_model == "percentage" else rise.units
+        precise = precise_cents(amount, exponent)
+        fee = Fee(
+            id=uuid5(invoice_id, "charge"), fee_type="charge", item_id=usage.metric_id, item_code=usage.metric_code,
+            item_name=usage.metric_name, invoice_display_name=charge.invoice_display_name, amount_cents=cents,
+            precise_amount_cents=precise, units=units, events_count=1,
+            unit_amount_cents=round_cents(precise / units) if units else 0,
+            precise_unit_amount=(precise / units).quantize(Decimal("1E-10")) if units else Decimal(0),
+            currency=currency, from_at=usage.period_starts_at, to_at=usage.period_ends_at, subscription_id=subscription.id,
+            charge_id=charge.id, charge_filter_id=None if usage.filter_id == NO_FILTER else usage.filter_id,
+            grouped_by=tuple((k, "" if v is None else str(v)) for k, v in group_values(
+                bucket_properties(charge, usage.filter_id).pricing_group_keys, usage.group).items()),
+            pay_in_advance=True, taxes=taxes.choose(charge.tax_codes, facts.plan.tax_codes),
+            event_transaction_id=usage.transaction_id,
+            usage=(("units_before", str(rise.before)), ("units_after", str(rise.after))),
+        )
+        period = BillingPeriod(
+            subscription_id=subscription.id, external_subscription_id=subscription.external_id, plan_id=facts.plan_id,
+            subscription_from_at=None, subscription_to_at=None, charges_from_at=usage.period_starts_at,
+            charges_to_at=usage.period_ends_at, invoicing_reason="in_advance_charge",
+        )
+        inputs = {"key": key, "charge": str(charge.id), "model": charge.charge_model, "before": str(rise.before),
+                  "after": str(rise.after), "value": str(rise.value), "amount": str(amount)}
+        invoice = Invoice.issue(
+            organization_id=subscription.organization_id, key=key, customer_id=customer.id, invoice_type="subscription",
+            currency=currency, issuing_date=now.astimezone(ZoneInfo(facts.timezone)).date(),
+            net_payment_term=_net_payment_term(customer, organization), billing_periods=(period,), fees=(fee,),
+            provenance=Provenance(0, usage.position, digest(inputs)),
+        )
+        self._save(*_unique([meter, invoice, *self._finalize(invoice, customer, organization, now)]))
+        return invoice.id
+
+    def _meter(self, usage: AdvanceUsage) -> ChargeMeter:
+        meter_id = ChargeMeter.create_id(usage.organization_id, usage.subscription_id, usage.charge_id,
+                                         usage.period_starts_at)
+        try:
+            return self._load(meter_id, ChargeMeter, SubscriptionNotFound)
+        except SubscriptionNotFound:
+            return ChargeMeter(organization_id=usage.organization_id, subscription_id=usage.subscription_id,
+                               charge_id=usage.charge_id, period_starts_at=usage.period_starts_at)
 
     def _termination_credit(self, subscription: Subscription, customer: Customer, facts: SubscriptionFacts,
                             now: datetime) -> list[Aggregate]:

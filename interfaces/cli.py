@@ -165,8 +165,12 @@ def _worker(args: argparse.Namespace) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     logging.getLogger(__name__).info("projection worker following %s", ", ".join(p.name for p in store.projectors))
+    from interfaces.invoicing import Invoicing
+
+    invoicing = Invoicing(store.billing, store.readers)
     try:
-        worker.run(store.projectors, store.url, stop)
+        worker.run(store.projectors, store.url, stop,
+                   after_round=lambda: invoicing.bill_advance_charges(datetime.now(UTC)))
     finally:
         store.close()
 

@@ -12,16 +12,21 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+import msgspec
+
+from domain.advance_charge import AdvanceUsage
 from domain.application import Billing, ConcurrentWrite
 from domain.currency import minor_unit_exponent
+from domain.errors import NotFound
 from domain.fee import AppliedTax
 from domain.invoice_commands import NothingToInvoice
 from domain.period_close import PricedBucket, TaxTable
 from domain.pricing import precise_cents
 from domain.usage import group_values
+from projections.freshness import ProjectionsBehind
 from projections.usage_reader import PeriodUsage
 
 if TYPE_CHECKING:
@@ -29,6 +34,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _INSTANT = timedelta(microseconds=1)
+_NO_ID = UUID(int=0)
+_ADVANCE_LOCK = 7_411_002  # pg advisory lock: one drainer of the pay-in-advance queue at a time
 
 
 @dataclass
@@ -40,11 +47,12 @@ class InvoicingPass:
     started: int = 0
     finished: int = 0
     finalized: int = 0
+    in_advance: int = 0
     failed: int = 0
 
     @property
     def invoices(self) -> int:
-        return self.closed + self.started + self.finished
+        return self.closed + self.started + self.finished + self.in_advance
 
 
 class Invoicing:
@@ -119,6 +127,44 @@ class Invoicing:
         return self._billing.invoice_now(subscription_id, buckets(usage), self.taxes(facts.organization_id),
                                          _positions(positions), now)
 
+    def bill_advance_charges(self, now: datetime, limit: int = 500) -> int:
+        """Invoice the queued events of pay-in-advance charges, oldest first (C10); returns invoices issued.
+
+        One drainer at a time (an advisory lock; others return at once), so each meter sees its events in log
+        order. A row leaves the queue after its command ran: a crash in between runs the command again,
+        which finds the event measured and bills nothing."""
+        try:
+            self._readers.freshness.wait(["usage"])  # the queue is written by the usage projection
+        except ProjectionsBehind:
+            pass  # a worker holds the page: what is queued already is billed now, the rest next time
+        issued = 0
+        with self._readers.pool.connection() as conn, conn.transaction():
+            if not conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (_ADVANCE_LOCK,)).fetchone()[0]:
+                return 0
+            blocked: set[tuple[UUID, UUID]] = set()  # (subscription, charge) with a failed event: retried next time
+            after: tuple[Any, ...] = (-1, _NO_ID, _NO_ID)
+            while True:  # one pass through the queue, in log order
+                rows = conn.execute("SELECT event_id, charge_id, subscription_id, usage, position FROM advance_charge_queue "
+                                    "WHERE (position, charge_id, subscription_id) > (%s, %s, %s) "
+                                    "ORDER BY position, charge_id, subscription_id LIMIT %s", (*after, limit)).fetchall()
+                if not rows:
+                    return issued
+                after = (rows[-1][4], rows[-1][1], rows[-1][2])
+                for event_id, charge_id, subscription_id, raw, _ in rows:
+                    if (subscription_id, charge_id) in blocked:
+                        continue  # its meter must see the failed event first
+                    usage = msgspec.convert(raw, AdvanceUsage)
+                    try:
+                        issued += self._billing.bill_in_advance(usage, self.taxes(usage.organization_id), now) is not None
+                    except NotFound:  # the subscription or customer is gone: nothing can be billed, ever
+                        log.warning("pay-in-advance charge of event %s dropped: its subscription is gone", event_id)
+                    except Exception:
+                        log.exception("pay-in-advance charge of event %s failed; retried on the next drain", event_id)
+                        blocked.add((subscription_id, charge_id))
+                        continue
+                    conn.execute("DELETE FROM advance_charge_queue WHERE event_id = %s AND charge_id = %s "
+                                 "AND subscription_id = %s", (event_id, charge_id, subscription_id))
+
     def taxes(self, organization_id: UUID | None) -> TaxTable:
         if organization_id is None:
             return TaxTable({}, (), ())
@@ -141,6 +187,7 @@ class Invoicing:
         done = InvoicingPass()
         self._taxes = {}
         try:
+            done.in_advance = self._attempt(done, lambda: self.bill_advance_charges(now)) or 0
             for _ in range(rounds):
                 # One read scope a round: the views are brought up to the logs once, not after each of our own writes
                 # (invoices change no usage); the next round sees the closes of this one.

@@ -24,6 +24,7 @@ from eventsourcing.persistence import Tracking
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from domain.advance_charge import AdvanceUsage
 from domain.billable_metric import BillableMetric, MetricDefinition
 from domain.charge import Charge
 from domain.customer import Customer, CustomerProfile
@@ -34,6 +35,7 @@ from domain.pricing import allowance_head_length, transaction_amount
 from domain.subscription import Subscription, SubscriptionTerms, billing_period
 from domain.usage import Contribution, Stats, contribution, epoch
 from domain.usage_event import UsageEvent, parse_properties
+from projections.documents import jsonb
 from projections.projection import Projection, View
 
 # The period key of recurring usage from before the subscription started (year 1, before any period).
@@ -80,11 +82,12 @@ class StoredEvent:
     properties: dict[str, Any]
     precise_total_amount_cents: Decimal | None
     position: int
+    transaction_id: str = ""
 
 
 class UsageView(View):
     version = 1
-    tables = ("usage_events", "usage_aggregates", "usage_unique_values", "usage_heads")
+    tables = ("usage_events", "usage_aggregates", "usage_unique_values", "usage_heads", "advance_charge_queue")
     ddl = (
         """
         CREATE TABLE IF NOT EXISTS usage_events (
@@ -151,6 +154,18 @@ class UsageView(View):
             PRIMARY KEY (subscription_id, charge_id, period_start, filter_id, group_key, occurred_at, position)
         )
         """,
+        # Events of pay-in-advance charges waiting to be invoiced (C10), oldest first; Invoicing drains it.
+        """
+        CREATE TABLE IF NOT EXISTS advance_charge_queue (
+            event_id uuid NOT NULL,
+            charge_id uuid NOT NULL,
+            subscription_id uuid NOT NULL,
+            position bigint NOT NULL,
+            usage jsonb NOT NULL,
+            PRIMARY KEY (event_id, charge_id, subscription_id)
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS advance_charge_queue_by_position ON advance_charge_queue (position)",
     )
 
     def __init__(self) -> None:
@@ -179,6 +194,7 @@ class UsageView(View):
         self._new.append(StoredEvent(
             event.originator_id, event.organization_id, event.external_subscription_id, event.code,
             event.occurred_at, properties, event.precise_total_amount_cents, tracking.notification_id,
+            event.transaction_id,
         ))
 
     def subscription_changed(self, subscription_id: UUID) -> None:
@@ -210,9 +226,13 @@ class UsageView(View):
         if dirty:
             self._recompute(dirty)
         if self._new:
-            router = Router(self.cursor)
+            router = Router(self.cursor, enqueue=True)
             router.route(self._new, skip=dirty)
             router.write()
+            if dirty:  # recomputed from the stored events above, but still new: their in-advance charges are owed
+                waiting = Router(self.cursor, enqueue=True, count=False)
+                waiting.route(self._new, only=dirty)
+                waiting.write()
         self._reset()
 
     def _dirty(self) -> set[UUID]:
@@ -257,22 +277,29 @@ class UsageView(View):
 class Router:
     """Routes events to the buckets they count for and writes the page's changes at once."""
 
-    def __init__(self, cursor: Any, contexts: dict[tuple[UUID, str], list[SubscriptionContext]] | None = None) -> None:
+    def __init__(self, cursor: Any, contexts: dict[tuple[UUID, str], list[SubscriptionContext]] | None = None, *,
+                 enqueue: bool = False, count: bool = True) -> None:
+        """``enqueue``: new events also queue their pay-in-advance charges for invoicing (replays do not);
+        ``count``: update the buckets (off: only queue)."""
         self._cursor = cursor
         self._contexts = contexts
+        self._enqueue = enqueue
+        self._counting = count
+        self._queued: list[AdvanceUsage] = []
         self._buckets: dict[tuple[Any, ...], _Bucket] = defaultdict(_Bucket)
         self._uniques: dict[tuple[Any, ...], tuple[datetime, int, bool]] = {}
         self._heads: dict[tuple[Any, ...], list[tuple[datetime, int, Decimal]]] = defaultdict(list)
         self._percentage: dict[tuple[Any, ...], Charge] = {}
 
-    def route(self, events: Sequence[StoredEvent], skip: set[UUID] = frozenset()) -> None:  # type: ignore[assignment]
+    def route(self, events: Sequence[StoredEvent], skip: set[UUID] = frozenset(),  # type: ignore[assignment]
+              only: set[UUID] | None = None) -> None:
         contexts = self._contexts
         if contexts is None:
             wanted = {(e.organization_id, e.external_subscription_id) for e in events if e.external_subscription_id}
             contexts = contexts_by_keys(self._cursor, wanted)
         for event in events:
             for context in contexts.get((event.organization_id, event.external_subscription_id or ""), ()):
-                if context.id not in skip:
+                if context.id not in skip and (only is None or context.id in only):
                     self._count(context, event)
 
     def _count(self, context: SubscriptionContext, event: StoredEvent) -> None:
@@ -285,6 +312,17 @@ class Router:
             period_start, period = placement
             counted = contribution(metric, charge, event.properties)
             if counted is None:
+                continue
+            if self._enqueue and charge.pay_in_advance and charge.invoiceable and period is not None:
+                self._queued.append(AdvanceUsage(
+                    event_id=event.id, transaction_id=event.transaction_id, position=event.position,
+                    organization_id=context.organization_id, subscription_id=context.id, charge_id=charge.id,
+                    metric_id=charge.billable_metric_id, metric_code=metric.code, metric_name=metric.name,
+                    aggregation=metric.aggregation_type, period_starts_at=period.starts_at,
+                    period_ends_at=period.ends_at, filter_id=counted.filter_id, group=counted.group,
+                    value=counted.value, unique=counted.unique, adds=counted.adds, occurred_at=event.occurred_at,
+                ))
+            if not self._counting:
                 continue
             key = (context.id, charge.id, period_start, counted.filter_id, counted.group)
             self._add(key, counted, event, context, charge, period)
@@ -332,6 +370,11 @@ class Router:
             )
         for key, arrivals in self._heads.items():
             self._advance_head(key, arrivals, self._percentage[key])
+        if self._queued:
+            self._cursor.executemany(
+                "INSERT INTO advance_charge_queue VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                [(u.event_id, u.charge_id, u.subscription_id, u.position, jsonb(u)) for u in self._queued])
+            self._queued.clear()
         self._buckets.clear()
         self._uniques.clear()
         self._heads.clear()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import psycopg
 from psycopg import sql
@@ -20,18 +20,26 @@ def run(
     stop: threading.Event,
     idle_seconds: float = 1.0,
     retry_seconds: float = 2.0,
+    after_round: Callable[[], object] | None = None,
 ) -> None:
     """Keep every projector at its log's head until ``stop`` is set.
 
     A projector that raises is logged and retried after ``retry_seconds``; its page rolled
-    back, so nothing half-written stays behind and the others keep going.
+    back, so nothing half-written stays behind and the others keep going. ``after_round``
+    runs after every round (pay-in-advance charges are invoiced there, as events arrive).
     """
     channels = sorted({p.log.channel for p in projectors})
     with psycopg.connect(conninfo, autocommit=True, application_name="tally-worker-listen") as listener:
         for channel in channels:
             listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
         while not stop.is_set():
-            if not _catch_up(projectors, stop, retry_seconds):
+            progressed = _catch_up(projectors, stop, retry_seconds)
+            if after_round is not None:
+                try:
+                    after_round()
+                except Exception:
+                    log.exception("after-round work failed; retrying next round")
+            if not progressed:
                 for _ in listener.notifies(timeout=idle_seconds, stop_after=1):
                     pass
 

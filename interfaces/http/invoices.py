@@ -128,6 +128,7 @@ class FeeObject(msgspec.Struct):
     to_date: str | None
     applied_taxes: list[AppliedTaxObject] = []
     usage: dict[str, str] = {}
+    event_transaction_id: str | Unset = UNSET  # pay-in-advance charge fees: the event billed
 
 
 class BillingPeriodObject(msgspec.Struct):
@@ -332,6 +333,7 @@ def present_fee(fee: Fee, invoice: Document[InvoiceRecord], customer: CustomerOb
             amount_cents=round_cents(Decimal(fee.amount_cents) * t.rate / 100), amount_currency=fee.currency,
         ) for t in fee.taxes],
         usage=dict(fee.usage),
+        event_transaction_id=fee.event_transaction_id if fee.event_transaction_id is not None else UNSET,
     )
 
 
