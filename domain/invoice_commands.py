@@ -61,6 +61,7 @@ from domain.period_close import (
     at_termination,
     charges_period,
     fee_period,
+    start_due_at,
 )
 from domain.plan import Plan, PlanNotFound
 from domain.pricing import fee_cents, precise_cents
@@ -176,15 +177,19 @@ class InvoiceCommands(SubscriptionCommands):
             return None
         customer = self._load(subscription.customer_id, Customer, CustomerNotFound)
         facts = self._facts(subscription, customer)
+        billed_at = start_due_at(facts)
+        if billed_at is not None and billed_at > now:
+            return None  # in trial: invoiced when it ends (P7); the scheduler comes back then
         key = f"subscription/{subscription.id}/start"
-        due = at_start(facts, Invoice.create_id(subscription.organization_id, key), self._with_customer(taxes, customer))
+        due = None if billed_at is None else at_start(facts, Invoice.create_id(subscription.organization_id, key),
+                                                       self._with_customer(taxes, customer))
         if due is None:
             subscription.record_start_invoice(None)
             self._save(subscription)
             return None
         subscription.record_start_invoice(Invoice.create_id(subscription.organization_id, key))
-        return self._issue(subscription, customer, facts, due, key, facts.started_at, (), self._with_customer(taxes, customer),
-                           positions, now)
+        return self._issue(subscription, customer, facts, due, key, billed_at or facts.started_at, (),
+                           self._with_customer(taxes, customer), positions, now)
 
     def invoice_termination(self, subscription_id: UUID, buckets: Sequence[PricedBucket], taxes: TaxTable,
                             positions: tuple[int, int], now: datetime) -> UUID | None:

@@ -277,15 +277,62 @@ def at_boundary(facts: SubscriptionFacts, invoice_id: UUID, boundary: datetime, 
             if fee is not None:
                 fees.append(fee)
     fees.extend(charge_fees(facts, invoice_id, ended, buckets, taxes))
+    ended_fee_period, days = fee_period(facts, boundary - _INSTANT)
+    if ended_fee_period.ends_at == boundary:
+        true_up = commitment_true_up(facts, invoice_id, ended_fee_period, days, fees, taxes)
+        if true_up is not None:
+            fees.append(true_up)
     return Due("subscription_periodic", tuple(fees), _billing_period(facts, "subscription_periodic", fee_window, ended))
 
 
+def commitment_true_up(facts: SubscriptionFacts, invoice_id: UUID, period: Period, days: int, fees: Sequence[Fee],
+                       taxes: TaxTable, *, terminated_at: datetime | None = None) -> Fee | None:
+    """P8: what the plan period's subscription fee and usage fees fall short of its minimum commitment, prorated by
+    the days the subscription had in it outside its trial. The subscription fee counted is the period's, wherever it was invoiced
+    (in advance: on an earlier invoice). Plans billing charges more often than their interval are not trued up here:
+    their period's earlier usage fees are on other invoices."""
+    commitment = facts.plan.minimum_commitment
+    if commitment is None or facts.charges_interval != facts.plan.interval:
+        return None
+    window = billed_window(period, period_days=days, timezone=facts.timezone, started_at=facts.started_at,
+                           trial_ends_at=facts.trial_ends_at, terminated_at=terminated_at, upgraded=facts.upgraded)
+    if window is None:
+        return None  # the whole period in trial (or none of it lived): nothing committed
+    minimum = prorated_cents(commitment.amount_cents, window.days, window.period_days)
+    plan_fee = subscription_fee(facts, invoice_id, period, days, taxes, terminated_at=terminated_at)
+    billed = (plan_fee.amount_cents if plan_fee is not None else 0) + sum(
+        f.amount_cents for f in fees if f.fee_type == "charge")
+    if billed >= minimum:
+        return None
+    difference = minimum - billed
+    return Fee(
+        id=uuid5(invoice_id, f"commitment/{period.starts_at.isoformat()}"), fee_type="commitment",
+        item_id=commitment.id, item_code=facts.plan.code,
+        item_name=commitment.invoice_display_name or "Minimum commitment true-up",
+        invoice_display_name=commitment.invoice_display_name, amount_cents=difference,
+        precise_amount_cents=Decimal(difference), units=Decimal(1), unit_amount_cents=difference,
+        precise_unit_amount=Decimal(difference), currency=facts.plan.amount_currency, from_at=window.starts_at,
+        to_at=window.ends_at, subscription_id=facts.id, taxes=taxes.choose(commitment.tax_codes, facts.plan.tax_codes),
+        description="minimum_commitment_true_up",
+    )
+
+
+def start_due_at(facts: SubscriptionFacts) -> datetime | None:
+    """When an in-advance plan's first period is invoiced: at its start, or at the end of a trial that ends inside
+    that period (the fee from the trial's end, P7); None when a trial covers the whole first period (the next
+    boundary bills the next period, from the trial's end)."""
+    trial_ends_at = facts.trial_ends_at
+    if trial_ends_at is None or trial_ends_at <= facts.started_at:
+        return facts.started_at
+    first, _ = fee_period(facts, facts.started_at)
+    return trial_ends_at if trial_ends_at < first.ends_at else None
+
+
 def at_start(facts: SubscriptionFacts, invoice_id: UUID, taxes: TaxTable) -> Due | None:
-    """An in-advance plan started today (not back-dated) bills its first period at once (P3, P4, P7)."""
+    """An in-advance plan started today (not back-dated) bills its first period at once, from its trial's end if
+    it has one (P3, P4, P7); the caller calls at ``start_due_at``."""
     if not facts.plan.pay_in_advance or facts.back_dated:
         return None
-    if facts.trial_ends_at is not None and facts.trial_ends_at > facts.started_at:
-        return None  # in trial: an in-advance plan is not invoiced at start (P7)
     first, days = fee_period(facts, facts.started_at)
     fee = subscription_fee(facts, invoice_id, first, days, taxes)
     if fee is None:
@@ -309,6 +356,10 @@ def at_termination(facts: SubscriptionFacts, invoice_id: UUID, buckets: Sequence
         if fee is not None:
             fees.append(fee)
     fees.extend(charge_fees(facts, invoice_id, cut, buckets, taxes, ends_at=ended_at))
+    period, days = fee_period(facts, max(ended_at - _INSTANT, facts.started_at))
+    true_up = commitment_true_up(facts, invoice_id, period, days, fees, taxes, terminated_at=ended_at)
+    if true_up is not None:
+        fees.append(true_up)
     return Due("subscription_terminating", tuple(fees),
                _billing_period(facts, "subscription_terminating", fee_window, Period(cut.starts_at, min(cut.ends_at, ended_at))))
 

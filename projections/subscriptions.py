@@ -145,7 +145,8 @@ class SubscriptionsReader(DocumentReader[SubscriptionTerms]):
             start = conn.execute(  # only plans paid in advance bill a start
                 "SELECT s.id FROM subscriptions s JOIN plans p ON p.id = s.plan_id WHERE s.status = 'active' "
                 "AND s.started_at IS NOT NULL AND NOT s.start_billed AND (p.data->>'pay_in_advance')::boolean "
-                "LIMIT %s", (limit,)).fetchall()
+                "AND s.trial_anchor_at + coalesce((p.data->>'trial_period')::numeric, 0) * interval '1 day' <= %s "
+                "LIMIT %s", (now, limit)).fetchall()
             finish = conn.execute(
                 "SELECT id FROM subscriptions WHERE status = 'terminated' AND started_at IS NOT NULL AND NOT final_billed "
                 "AND (next_close_at IS NULL OR next_close_at >= terminated_at) LIMIT %s", (limit,)).fetchall()

@@ -375,3 +375,25 @@ def test_invoice_now_bills_usage_so_far_and_the_period_invoice_bills_the_rest(
     account.call("POST", "subscriptions/nobody/invoice_now", status=404)
     account.call("DELETE", "subscriptions/sub")
     account.call("POST", "subscriptions/sub/invoice_now", status=404)
+
+
+def test_p7_an_in_advance_plan_is_invoiced_when_its_trial_ends(shared_store: Store, tenant: IssuedKey) -> None:
+    """In advance from Mar 16 with 14 trial days: nothing at start or during the trial; on Mar 30 the scheduler
+    invoices the 2 days left of March (2 × 3000 / 31 = 194); Apr 1 bills April in full."""
+    now = [datetime(2026, 3, 16, 9, tzinfo=UTC)]
+    api = falcon.testing.TestClient(
+        create_app(shared_store.billing, shared_store.metering, shared_store.readers, clock=lambda: now[0]))
+    account = Account(api, tenant, in_advance=True, trial_days=14, started="2026-03-16T09:00:00Z")
+    invoicing = Invoicing(shared_store.billing, shared_store.readers)
+    assert account.invoices() == []
+
+    invoicing.run_due(datetime(2026, 3, 29, 23, tzinfo=UTC))
+    assert account.invoices() == []
+    invoicing.run_due(datetime(2026, 3, 30, 9, 30, tzinfo=UTC))
+    invoicing.run_due(datetime(2026, 4, 1, 1, tzinfo=UTC))
+
+    invoices = account.invoices()
+    assert [(i["issuing_date"], i["billing_periods"][0]["invoicing_reason"], _fees(i)) for i in invoices] == [
+        ("2026-03-30", "subscription_starting", [("subscription", 194)]),
+        ("2026-04-01", "subscription_periodic", [("subscription", 3000)]),
+    ]

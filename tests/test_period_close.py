@@ -23,9 +23,10 @@ from domain.period_close import (
     at_now,
     at_start,
     at_termination,
+    start_due_at,
 )
 from domain.periods import periods
-from domain.plan import PlanDefinition
+from domain.plan import MinimumCommitment, PlanDefinition
 from domain.usage import NO_FILTER
 
 INVOICE = uuid4()
@@ -130,10 +131,19 @@ def test_p7_a_trial_ending_on_march_thirtieth_bills_two_days() -> None:
     assert due.fees[0].trial
 
 
-def test_p7_an_in_advance_plan_in_trial_is_not_invoiced_at_start() -> None:
-    facts = _facts(_plan(in_advance=True, trial_days=14), "2024-03-16T10:00:00")
+def test_p7_an_in_advance_plan_in_trial_is_invoiced_at_the_trials_end_from_that_day() -> None:
+    """In advance from Mar 16 with 14 trial days: nothing at start; on Mar 30, 2 days × 3000 / 31 = 194. A trial
+    longer than the first period leaves it unbilled: the next boundary bills from the trial's end."""
+    facts = _facts(_plan(in_advance=True, trial_days=14), "2024-03-16T00:00:00")
+    long_trial = _facts(_plan(in_advance=True, trial_days=45), "2024-03-16T00:00:00")
 
-    assert at_start(facts, INVOICE, NO_TAXES) is None
+    due = at_start(facts, INVOICE, NO_TAXES)
+    april = at_boundary(long_trial, INVOICE, _at("2024-04-01T00:00:00"), [], NO_TAXES)
+
+    assert start_due_at(facts) == _at("2024-03-30T00:00:00")
+    assert due is not None and _amounts(due) == [("subscription", 194)]
+    assert start_due_at(long_trial) is None
+    assert _amounts(april) == [("subscription", 100)]  # Apr 30 only: 1 × 3000 / 30
 
 
 def test_a_downgrade_taking_over_at_the_boundary_stops_the_old_in_advance_fee() -> None:
@@ -154,6 +164,36 @@ def test_c8_a_charge_minimum_adds_a_true_up() -> None:
 
     assert [f.amount_cents for f in periodic.fees if f.fee_type == "charge"] == [340, 660]
     assert [f.amount_cents for f in final.fees if f.fee_type == "charge"] == [340, 160]
+
+
+def test_p8_a_minimum_commitment_trues_up_the_plan_period_prorated_when_cut_short() -> None:
+    """$10 a month in arrears, committed to $50: usage 1200 → true-up 5000 − 1000 − 1200 = 2800. Terminated after
+    15 of 30 days: commitment 2500, fee 500, usage 300 → 1700."""
+    charge = _charge()
+    plan = replace(_plan(1000, in_advance=False, charges=(charge,)),
+                   minimum_commitment=MinimumCommitment(id=uuid4(), amount_cents=5000, created_at=_at("2024-01-01T00:00:00")))
+    full = _facts(plan, "2024-01-01T00:00:00")
+    cut = replace(full, terminated_at=_at("2024-04-15T12:00:00"))
+
+    periodic = at_boundary(full, INVOICE, _at("2024-05-01T00:00:00"), [_usage(charge, 1200)], NO_TAXES)
+    final = at_termination(cut, INVOICE, [_usage(charge, 300)], NO_TAXES)
+    covered = at_boundary(full, INVOICE, _at("2024-05-01T00:00:00"), [_usage(charge, 4000)], NO_TAXES)
+
+    assert _amounts(periodic) == [("subscription", 1000), ("charge", 1200), ("commitment", 2800)]
+    assert _amounts(final) == [("subscription", 500), ("charge", 300), ("commitment", 1700)]
+    assert [t for t, _ in _amounts(covered)] == ["subscription", "charge"]
+
+
+def test_p8_an_in_advance_plan_counts_the_fee_it_paid_for_the_period_that_ended() -> None:
+    """$30 in advance, committed to $40: April's 3000 was billed on Apr 1; April's usage 200 → May 1 trues up 800."""
+    charge = _charge()
+    plan = replace(_plan(3000, in_advance=True, charges=(charge,)),
+                   minimum_commitment=MinimumCommitment(id=uuid4(), amount_cents=4000, created_at=_at("2024-01-01T00:00:00")))
+
+    due = at_boundary(_facts(plan, "2024-01-01T00:00:00"), INVOICE, _at("2024-05-01T00:00:00"), [_usage(charge, 200)],
+                      NO_TAXES)
+
+    assert _amounts(due) == [("subscription", 3000), ("charge", 200), ("commitment", 800)]
 
 
 def _graduated(units: int) -> int:

@@ -300,7 +300,8 @@ def present_fee(fee: Fee, invoice: Document[InvoiceRecord], customer: CustomerOb
                 external: dict[UUID, str]) -> FeeObject:
     record = invoice.data
     exponent = minor_unit_exponent(fee.currency)
-    item_type = {"subscription": "Subscription", "charge": "BillableMetric", "add_on": "AddOn"}.get(fee.fee_type, "Subscription")
+    item_type = {"subscription": "Subscription", "charge": "BillableMetric", "add_on": "AddOn",
+                 "commitment": "Commitment"}.get(fee.fee_type, "Subscription")
     taxes = fee.taxes_amount_cents
     grouped = dict(fee.grouped_by)
     return FeeObject(
