@@ -397,3 +397,25 @@ def test_p7_an_in_advance_plan_is_invoiced_when_its_trial_ends(shared_store: Sto
         ("2026-03-30", "subscription_starting", [("subscription", 194)]),
         ("2026-04-01", "subscription_periodic", [("subscription", 3000)]),
     ]
+
+
+def test_recurring_usage_is_carried_into_every_later_period(
+    api_at: falcon.testing.TestClient, tenant: IssuedKey, invoicing: Invoicing
+) -> None:
+    """A recurring sum (seats, $2 each): 10 added in March, 3 removed in April, none in May: the invoices of
+    Apr 1, May 1 and Jun 1 bill 10, 7 and 7 seats."""
+    account = Account(api_at, tenant, in_advance=False)
+    seats = account.call("POST", "billable_metrics", {"billable_metric": {
+        "name": "Seats", "code": "seats", "aggregation_type": "sum_agg", "field_name": "n", "recurring": True}})
+    account.call("POST", "plans/base/charges", {"charge": {
+        "billable_metric_id": seats["billable_metric"]["lago_id"], "charge_model": "standard", "code": "seats",
+        "properties": {"amount": "2"}}})
+    for transaction, day, n in (("s1", datetime(2026, 3, 20, tzinfo=UTC), 10), ("s2", datetime(2026, 4, 20, tzinfo=UTC), -3)):
+        account.call("POST", "events", {"event": {"transaction_id": transaction, "external_subscription_id": "sub",
+                                                  "code": "seats", "timestamp": int(day.timestamp()), "properties": {"n": n}}})
+
+    invoicing.run_due(datetime(2026, 6, 2, tzinfo=UTC))
+
+    seat_fees = [[(f["units"], f["amount_cents"]) for f in i["fees"] if f["item"]["code"] == "seats"]
+                 for i in account.invoices()]
+    assert seat_fees == [[("10.0", 2000)], [("7.0", 1400)], [("7.0", 1400)]]
