@@ -205,3 +205,25 @@ def test_credit_notes_are_refused_and_hidden_as_lago_does(
     refused = account.call("GET", "credit_notes?credit_status=bogus&issuing_date_from=x", status=422)
     assert set(refused["error_details"]) == {"credit_status", "issuing_date_from"}
     account.call("GET", "customers/nobody/credit_notes", status=404)
+
+
+def test_i4_credit_notes_are_taken_after_taxes(
+    api: falcon.testing.TestClient, tenant: IssuedKey, shared_store: Store, clock: Clock
+) -> None:
+    """I4 with what exists yet (no coupons or wallets): fees 10,000; tax 20 % → 12,000; the customer's credit
+    note of 2,400 (2,000 + its 400 tax) → total 9,600."""
+    Account.call_as(api, tenant, "POST", "taxes", {"tax": {"name": "VAT", "code": "vat", "rate": "20.0",
+                                                           "applied_to_organization": True}})
+    account, _ = _paid_for_april(api, tenant, shared_store, clock)
+    clock.now = datetime(2026, 4, 10, 15, tzinfo=UTC)
+    account.call("DELETE", "subscriptions/sub")
+    account.call("POST", "add_ons", {"add_on": {"name": "Audit", "code": "audit", "amount_cents": 10_000,
+                                                "amount_currency": "USD"}})
+
+    invoice = account.call("POST", "invoices", {"invoice": {"external_customer_id": "cus",
+                                                            "fees": [{"add_on_code": "audit"}]}})["invoice"]
+
+    assert (invoice["fees_amount_cents"], invoice["taxes_amount_cents"]) == (10_000, 2_000)
+    assert invoice["sub_total_including_taxes_amount_cents"] == 12_000
+    assert (invoice["credit_notes_amount_cents"], invoice["total_amount_cents"]) == (2_400, 9_600)
+    assert invoice["payment_status"] == "pending"
