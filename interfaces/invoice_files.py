@@ -121,7 +121,7 @@ def invoice_document(invoice: Document[InvoiceRecord], organization: Organizatio
         currency=record.currency, seller=seller, buyer=buyer, lines=tuple(lines),
         fees_amount_cents=record.fees_amount_cents, coupons_amount_cents=0,
         taxes=tuple(PdfTax(t.name, t.rate, t.amount_cents) for t in record.tax_lines),
-        taxes_amount_cents=record.taxes_amount_cents, credits_amount_cents=0,
+        taxes_amount_cents=record.taxes_amount_cents, credits_amount_cents=record.totals.credit_notes_amount_cents,
         total_amount_cents=record.total_amount_cents, status=record.status,
         billing_period=_period(period.charges_from_at or period.subscription_from_at,
                                period.charges_to_at or period.subscription_to_at, timezone) if period else None,

@@ -301,7 +301,7 @@ class _InvoicePdf(FPDF):
         rows += [(f"{tax.name} ({format_quantity(tax.rate)}%)", tax.amount_cents) for tax in document.taxes]
         rows.append(("Total taxes", document.taxes_amount_cents))
         if document.credits_amount_cents:
-            rows.append(("Credits", -document.credits_amount_cents))
+            rows.append(("Credit notes", -document.credits_amount_cents))
         width = sum(_COLUMNS[1:])
         left = self.w - _MARGIN - width
         self.ln(4)
