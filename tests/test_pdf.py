@@ -122,7 +122,7 @@ def test_invoice_pdf_prints_units_unit_prices_tiers_and_the_summary() -> None:
     assert "0.008 USD" in text and "10,001 and above 2,500 28.00 USD" in text
     assert "Subtotal 3,414.43 USD" in text
     assert "VAT (20%) 682.89 USD" in text and "Total taxes 682.89 USD" in text
-    assert "Credits -15.00 USD" in text
+    assert "Credit notes -15.00 USD" in text
     assert "Coupons" not in text
     assert "Mar 1, 2024 – Mar 31, 2024" in text
     assert "quoting the invoice number" in text
