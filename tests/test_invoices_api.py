@@ -419,3 +419,38 @@ def test_recurring_usage_is_carried_into_every_later_period(
     seat_fees = [[(f["units"], f["amount_cents"]) for f in i["fees"] if f["item"]["code"] == "seats"]
                  for i in account.invoices()]
     assert seat_fees == [[("10.0", 2000)], [("7.0", 1400)], [("7.0", 1400)]]
+
+
+def test_p4_an_arrears_plan_terminated_on_april_tenth_bills_ten_days(shared_store: Store, tenant: IssuedKey) -> None:
+    """$30 in arrears from Apr 1, terminated on Apr 10: 10 × 3000 / 30 = 1000, invoiced at once."""
+    api = falcon.testing.TestClient(create_app(shared_store.billing, shared_store.metering, shared_store.readers,
+                                               clock=lambda: datetime(2026, 4, 10, 18, tzinfo=UTC)))
+    account = Account(api, tenant, in_advance=False, started="2026-04-01T00:00:00Z")
+
+    account.call("DELETE", "subscriptions/sub")
+
+    [final] = account.invoices()
+    assert final["billing_periods"][0]["invoicing_reason"] == "subscription_terminating"
+    assert _fees(final) == [("subscription", 1000)]
+
+
+def test_i2_numbers_per_organization_and_per_customer(
+    api_at: falcon.testing.TestClient, tenant: IssuedKey, invoicing: Invoicing
+) -> None:
+    """Per organization: ``ACM-<YYYYMM>-<organization sequence>``; per customer (the default):
+    ``<prefix>-<customer number>-<customer's invoice sequence>``, customers numbered as first invoiced."""
+    account = Account(api_at, tenant, in_advance=False)
+    account.call("POST", "customers", {"customer": {"external_id": "second", "name": "Second"}})
+    account.call("POST", "subscriptions", {"subscription": {"external_customer_id": "second", "plan_code": "base",
+                                                            "external_id": "sub2", "subscription_at": "2026-03-20T00:00:00Z"}})
+    invoicing.run_due(datetime(2026, 4, 1, 1, tzinfo=UTC))
+    prefix = account.call("GET", "organizations")["organization"]["document_number_prefix"]
+    per_customer = sorted(i["number"] for i in account.call("GET", "invoices")["invoices"])
+    account.call("PUT", "organizations", {"organization": {"document_numbering": "per_organization",
+                                                           "document_number_prefix": "ACM"}})
+
+    invoicing.run_due(datetime(2026, 5, 1, 1, tzinfo=UTC))
+
+    numbers = sorted(i["number"] for i in account.call("GET", "invoices?issuing_date_from=2026-05-01")["invoices"])
+    assert per_customer == [f"{prefix}-001-001", f"{prefix}-002-001"]
+    assert numbers == ["ACM-202605-001", "ACM-202605-002"]
