@@ -17,7 +17,13 @@ from eventsourcing.persistence import Tracking
 from psycopg import sql
 
 from domain.credit_note import Consumption, CreditNote, CreditNoteItem, Split
-from projections.documents import Condition, Document, DocumentReader, DocumentView
+from projections.documents import (
+    Condition,
+    Document,
+    DocumentReader,
+    DocumentView,
+    comparisons,
+)
 from projections.projection import Projection
 
 
@@ -139,16 +145,11 @@ class CreditNoteFilters:
         found: list[Condition] = []
         if self.customer_ids is not None:
             found.append((sql.SQL("customer_id = ANY(%s)"), [self.customer_ids]))
-        for column, value, operator in (("credit_status", self.credit_status, "="),
-                                        ("refund_status", self.refund_status, "="), ("reason", self.reason, "="),
-                                        ("currency", self.currency, "="), ("invoice_number", self.invoice_number, "="),
-                                        ("issuing_date", self.issuing_date_from, ">="),
-                                        ("issuing_date", self.issuing_date_to, "<="),
-                                        ("total_amount_cents", self.amount_from, ">="),
-                                        ("total_amount_cents", self.amount_to, "<=")):
-            if value is not None:
-                found.append((sql.SQL("{} {} %s").format(sql.Identifier(column), sql.SQL(operator)), [value]))
-        return found
+        return found + comparisons(
+            ("credit_status", self.credit_status, "="), ("refund_status", self.refund_status, "="),
+            ("reason", self.reason, "="), ("currency", self.currency, "="), ("invoice_number", self.invoice_number, "="),
+            ("issuing_date", self.issuing_date_from, ">="), ("issuing_date", self.issuing_date_to, "<="),
+            ("total_amount_cents", self.amount_from, ">="), ("total_amount_cents", self.amount_to, "<="))
 
 
 class CreditNotesReader(DocumentReader[CreditNoteRecord]):

@@ -116,6 +116,12 @@ class Document(Generic[T]):
 Condition = tuple[sql.Composable, Sequence[Any]]
 
 
+def comparisons(*checks: tuple[str, Any, str]) -> list[Condition]:
+    """``column operator value`` conditions for each (column, value, operator) whose value is given."""
+    return [(sql.SQL("{} {} %s").format(sql.Identifier(column), sql.SQL(operator)), [value])
+            for column, value, operator in checks if value is not None]
+
+
 class DocumentReader(Generic[T]):
     """Reads one document view, fresh as of the call, always within one organization."""
 

@@ -35,6 +35,7 @@ from projections.documents import (
     Document,
     DocumentReader,
     DocumentView,
+    comparisons,
     jsonb,
 )
 from projections.projection import Projection
@@ -236,14 +237,10 @@ class InvoiceFilters:
                                ("payment_status", self.payment_statuses)):
             if values is not None:
                 found.append((sql.SQL("{} = ANY(%s)").format(sql.Identifier(column)), [values]))
-        for column, value, operator in (("invoice_type", self.invoice_type, "="), ("currency", self.currency, "="),
-                                        ("issuing_date", self.issuing_date_from, ">="),
-                                        ("issuing_date", self.issuing_date_to, "<="),
-                                        ("total_amount_cents", self.amount_from, ">="),
-                                        ("total_amount_cents", self.amount_to, "<=")):
-            if value is not None:
-                found.append((sql.SQL("{} {} %s").format(sql.Identifier(column), sql.SQL(operator)), [value]))
-        return found
+        return found + comparisons(
+            ("invoice_type", self.invoice_type, "="), ("currency", self.currency, "="),
+            ("issuing_date", self.issuing_date_from, ">="), ("issuing_date", self.issuing_date_to, "<="),
+            ("total_amount_cents", self.amount_from, ">="), ("total_amount_cents", self.amount_to, "<="))
 
 
 class InvoicesReader(DocumentReader[InvoiceRecord]):

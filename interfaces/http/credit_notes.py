@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -30,7 +30,13 @@ from interfaces.http.invoices import (
     present_fee,
 )
 from interfaces.http.openapi import PAGINATION, Operation, Param
-from interfaces.http.wire import PageRequest, respond, timestamp
+from interfaces.http.wire import (
+    PageRequest,
+    query_dates,
+    query_ints,
+    respond,
+    timestamp,
+)
 from projections.credit_notes import (
     CreditNoteFilters,
     CreditNoteRecord,
@@ -172,20 +178,8 @@ def _filters(req: falcon.Request, customer_ids: list[UUID] | None) -> CreditNote
         value = req.get_param(name)
         if value is not None and value not in allowed:
             problems[name] = ["value_is_invalid"]
-    dates: dict[str, date | None] = {}
-    for name in ("issuing_date_from", "issuing_date_to"):
-        raw = req.get_param(name)
-        try:
-            dates[name] = date.fromisoformat(raw) if raw else None
-        except ValueError:
-            problems[name] = ["invalid_date"]
-    amounts: dict[str, int | None] = {}
-    for name in ("amount_from", "amount_to"):
-        raw = req.get_param(name)
-        try:
-            amounts[name] = int(raw) if raw else None
-        except ValueError:
-            problems[name] = ["value_is_invalid"]
+    dates = query_dates(req, ("issuing_date_from", "issuing_date_to"), problems)
+    amounts = query_ints(req, ("amount_from", "amount_to"), problems)
     if problems:
         raise ValidationFailed(problems)
     return CreditNoteFilters(

@@ -20,7 +20,15 @@ from domain.fee import FEE_TYPES, Fee, FeeNotFound, round_cents
 from domain.invoice import INVOICE_TYPES, PAYMENT_STATUSES, InvoiceNotFound
 from interfaces.http.customers import CustomerObject, CustomerPresenter, list_param
 from interfaces.http.openapi import PAGINATION, Operation, Param
-from interfaces.http.wire import Body, PageRequest, given, respond, timestamp
+from interfaces.http.wire import (
+    Body,
+    PageRequest,
+    given,
+    query_dates,
+    query_ints,
+    respond,
+    timestamp,
+)
 from interfaces.invoice_files import InvoiceFiles, render
 from interfaces.invoicing import Invoicing
 from projections.documents import Condition, Document
@@ -380,20 +388,8 @@ def _filters(req: falcon.Request, customer_ids: list[UUID] | None) -> InvoiceFil
     invoice_type = req.get_param("invoice_type")
     if invoice_type is not None and invoice_type not in INVOICE_TYPES:
         problems["invoice_type"] = ["value_is_invalid"]
-    dates: dict[str, date | None] = {}
-    for name in ("issuing_date_from", "issuing_date_to"):
-        raw = req.get_param(name)
-        try:
-            dates[name] = date.fromisoformat(raw) if raw else None
-        except ValueError:
-            problems[name] = ["invalid_date"]
-    amounts: dict[str, int | None] = {}
-    for name in ("amount_from", "amount_to"):
-        raw = req.get_param(name)
-        try:
-            amounts[name] = int(raw) if raw else None
-        except ValueError:
-            problems[name] = ["value_is_invalid"]
+    dates = query_dates(req, ("issuing_date_from", "issuing_date_to"), problems)
+    amounts = query_ints(req, ("amount_from", "amount_to"), problems)
     if problems:
         raise ValidationFailed(problems)
     return InvoiceFilters(

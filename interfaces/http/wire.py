@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Generic, TypeVar
 
 import falcon
@@ -166,6 +166,30 @@ class PageRequest:
             "total_pages": total_pages,
             "total_count": total_count,
         }
+
+
+def query_dates(req: falcon.Request, names: tuple[str, ...], problems: dict[str, list[str]]) -> dict[str, date | None]:
+    """Optional ``YYYY-MM-DD`` query parameters; a bad one is named in ``problems`` (422 ``invalid_date``)."""
+    found: dict[str, date | None] = {}
+    for name in names:
+        raw = req.get_param(name)
+        try:
+            found[name] = date.fromisoformat(raw) if raw else None
+        except ValueError:
+            problems[name] = ["invalid_date"]
+    return found
+
+
+def query_ints(req: falcon.Request, names: tuple[str, ...], problems: dict[str, list[str]]) -> dict[str, int | None]:
+    """Optional integer query parameters; a bad one is named in ``problems`` (422 ``value_is_invalid``)."""
+    found: dict[str, int | None] = {}
+    for name in names:
+        raw = req.get_param(name)
+        try:
+            found[name] = int(raw) if raw else None
+        except ValueError:
+            problems[name] = ["value_is_invalid"]
+    return found
 
 
 def _positive_int(req: falcon.Request, name: str, default: int) -> int:
