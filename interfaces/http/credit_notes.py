@@ -24,6 +24,7 @@ from domain.fee import Fee
 from domain.invoice import tax_lines
 from interfaces.http.customers import CustomerObject
 from interfaces.http.invoices import (
+    DOCUMENT_RANGES,
     AppliedTaxObject,
     FeeObject,
     InvoicePresenter,
@@ -205,10 +206,7 @@ _LIST_FILTERS = (
     Param("reason", "Why it was issued (order_change, order_cancellation, …)."),
     Param("currency", "ISO 4217 code."),
     Param("invoice_number", "The credited invoice's number."),
-    Param("issuing_date_from", "YYYY-MM-DD."),
-    Param("issuing_date_to", "YYYY-MM-DD."),
-    Param("amount_from", "Smallest total_amount_cents.", "integer"),
-    Param("amount_to", "Largest total_amount_cents.", "integer"),
+    *DOCUMENT_RANGES,
 )
 
 

@@ -400,16 +400,19 @@ def _filters(req: falcon.Request, customer_ids: list[UUID] | None) -> InvoiceFil
     )
 
 
+DOCUMENT_RANGES = (  # the date and amount filters of invoices and credit notes
+    Param("issuing_date_from", "YYYY-MM-DD."),
+    Param("issuing_date_to", "YYYY-MM-DD."),
+    Param("amount_from", "Smallest total_amount_cents.", "integer"),
+    Param("amount_to", "Largest total_amount_cents.", "integer"),
+)
 _LIST_FILTERS = (
     Param("external_customer_id", "The customer's external id."),
     Param("status", "draft, finalized, voided, failed, pending.", array=True),
     Param("payment_status", "pending, succeeded, failed.", array=True),
     Param("invoice_type", "subscription, add_on, credit, one_off, advance_charges, progressive_billing."),
     Param("currency", "ISO 4217 code."),
-    Param("issuing_date_from", "YYYY-MM-DD."),
-    Param("issuing_date_to", "YYYY-MM-DD."),
-    Param("amount_from", "Smallest total_amount_cents.", "integer"),
-    Param("amount_to", "Largest total_amount_cents.", "integer"),
+    *DOCUMENT_RANGES,
 )
 
 
