@@ -78,6 +78,8 @@ def termination_item(fee: Fee, terminated_at: datetime, timezone: str, *, upgrad
     if unused is None:
         return None
     precise = min(fee.precise_amount_cents * unused.days / fee.days, Decimal(fee.amount_cents))
+    if fee.precise_coupons_amount_cents and fee.amount_cents:
+        precise = precise * fee.taxable_cents / fee.amount_cents  # the coupons' share is not given back (P5)
     amount = min(round_cents(precise), fee.amount_cents)
     if amount <= 0:
         return None

@@ -196,11 +196,46 @@ class Customer(CatalogItem):
         def apply(self, aggregate: Any) -> None:
             aggregate.credit_note_ids = tuple(i for i in aggregate.credit_note_ids if i != self.credit_note_id)
 
+    class CouponApplied(CatalogItem.Event):
+        applied_coupon_id: UUID
+        coupon_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.applied_coupon_ids = (*aggregate.applied_coupon_ids, self.applied_coupon_id)
+            aggregate.coupon_counts = {**aggregate.coupon_counts,
+                                       str(self.coupon_id): aggregate.coupon_counts.get(str(self.coupon_id), 0) + 1}
+
+    class CouponEnded(CatalogItem.Event):
+        applied_coupon_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.applied_coupon_ids = tuple(i for i in aggregate.applied_coupon_ids if i != self.applied_coupon_id)
+
+    class CouponRevived(CatalogItem.Event):
+        applied_coupon_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            if self.applied_coupon_id not in aggregate.applied_coupon_ids:
+                aggregate.applied_coupon_ids = (*aggregate.applied_coupon_ids, self.applied_coupon_id)
+
     def __init__(self, organization_id: UUID, definition: Any) -> None:
         super().__init__(organization_id, definition)
         self.subscription_ids: list[UUID] = []
+        self.applied_coupon_ids: tuple[UUID, ...] = ()  # active applied coupons, oldest first (I4 step 3)
+        self.coupon_counts: dict[str, int] = {}  # how often each coupon was applied, by coupon id
         self.sequential_id: int | None = None
         self.credit_note_ids: tuple[UUID, ...] = ()  # credit notes with credit left, oldest first (I4 step 5)
+
+    def coupon_applied(self, applied_coupon_id: UUID, coupon_id: UUID) -> None:
+        self.trigger_event(Customer.CouponApplied, applied_coupon_id=applied_coupon_id, coupon_id=coupon_id)
+
+    def coupon_ended(self, applied_coupon_id: UUID) -> None:
+        if applied_coupon_id in self.applied_coupon_ids:
+            self.trigger_event(Customer.CouponEnded, applied_coupon_id=applied_coupon_id)
+
+    def coupon_revived(self, applied_coupon_id: UUID) -> None:
+        if applied_coupon_id not in self.applied_coupon_ids:
+            self.trigger_event(Customer.CouponRevived, applied_coupon_id=applied_coupon_id)
 
     def credit_available(self, credit_note_id: UUID) -> None:
         if credit_note_id not in self.credit_note_ids:

@@ -66,14 +66,20 @@ class Fee:
     trial: bool = False
     usage: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # what was priced: aggregate figures, as text
     event_transaction_id: str | None = None  # pay-in-advance charges: the event billed (C10)
+    precise_coupons_amount_cents: Decimal = Decimal(0)  # its share of the invoice's coupons (M3)
 
     @property
     def taxes_rate(self) -> Decimal:
         return sum((t.rate for t in self.taxes), Decimal(0))
 
     @property
+    def taxable_cents(self) -> Decimal:
+        """The amount taxes are computed on: after its share of the coupons (M2)."""
+        return Decimal(self.amount_cents) - self.precise_coupons_amount_cents
+
+    @property
     def taxes_precise_amount_cents(self) -> Decimal:
-        return Decimal(self.amount_cents) * self.taxes_rate / _HUNDRED
+        return self.taxable_cents * self.taxes_rate / _HUNDRED
 
     @property
     def taxes_amount_cents(self) -> int:

@@ -20,6 +20,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain import identity
+from domain.applied_coupon import CouponUse
 from domain.errors import NotAllowed, NotFound, ValidationFailed
 from domain.fee import AppliedTax, Fee, round_cents
 
@@ -118,18 +119,21 @@ class Totals:
 
 def tax_lines(fees: Sequence[Fee]) -> tuple[TaxLine, ...]:
     """Per tax, the unrounded sum over the fees bearing it (M2), in the order taxes first appear."""
-    lines: dict[UUID, tuple[AppliedTax, int, Decimal]] = {}
+    lines: dict[UUID, tuple[AppliedTax, Decimal, Decimal]] = {}
     for fee in fees:
         for tax in fee.taxes:
-            _, base, precise = lines.get(tax.tax_id, (tax, 0, Decimal(0)))
-            lines[tax.tax_id] = (tax, base + fee.amount_cents, precise + Decimal(fee.amount_cents) * tax.rate / 100)
-    return tuple(TaxLine(t.tax_id, t.code, t.name, t.rate, t.description, base, precise) for t, base, precise in lines.values())
+            _, base, precise = lines.get(tax.tax_id, (tax, Decimal(0), Decimal(0)))
+            lines[tax.tax_id] = (tax, base + fee.taxable_cents, precise + fee.taxable_cents * tax.rate / 100)
+    return tuple(TaxLine(t.tax_id, t.code, t.name, t.rate, t.description, round_cents(base), precise)
+                 for t, base, precise in lines.values())
 
 
-def totals(fees: Sequence[Fee], credits: Sequence[AppliedCredit] = ()) -> Totals:
-    """I4 without coupons and wallets (none exist yet): taxes rounded once over the invoice, then credit notes."""
+def totals(fees: Sequence[Fee], credits: Sequence[AppliedCredit] = (), coupons: Sequence[CouponUse] = ()) -> Totals:
+    """I4 without wallets (not yet): coupons, then taxes on what they leave, rounded once over the invoice, then
+    credit notes."""
     taxes = round_cents(sum((line.precise_amount_cents for line in tax_lines(fees)), Decimal(0)))
-    return Totals(sum(f.amount_cents for f in fees), 0, taxes, sum(c.amount_cents for c in credits), 0)
+    return Totals(sum(f.amount_cents for f in fees), sum(c.amount_cents for c in coupons), taxes,
+                  sum(c.amount_cents for c in credits), 0)
 
 
 def total_due(total_amount_cents: int, status: str, payment_status: str, offset_amount_cents: int) -> int:
@@ -200,6 +204,7 @@ class Invoice(Aggregate):
         self.metadata: dict[str, str | None] = {}
         self.file_key: str | None = None
         self.credits: tuple[AppliedCredit, ...] = ()
+        self.coupons: tuple[CouponUse, ...] = ()
         self.offset_amount_cents = 0
         self.totals = totals(fees)
 
@@ -253,6 +258,19 @@ class Invoice(Aggregate):
         self.provenance = provenance
         self.totals = totals(fees)
 
+    def discount(self, coupons: Sequence[CouponUse], fees: Sequence[Fee]) -> None:
+        """Coupons taken at finalization (I4 step 3): their uses, and the fees with their shares of them."""
+        if self.status != DRAFT:
+            raise InvoiceNotDraft(f"invoice {self.id} is {self.status}")
+        if coupons:
+            self._discounted(coupons=tuple(coupons), fees=tuple(fees))
+
+    @event("Discounted")
+    def _discounted(self, coupons: tuple[CouponUse, ...], fees: tuple[Fee, ...]) -> None:
+        self.coupons = coupons
+        self.fees = fees
+        self.totals = totals(fees, self.credits, coupons)
+
     def finalize(self, *, number: str, sequential_id: int, at: datetime, credits: Sequence[AppliedCredit] = ()) -> None:
         """Number and freeze a draft, with the credit-note credit it consumes; issued invoices without a grace
         period are finalized in the same save."""
@@ -265,7 +283,7 @@ class Invoice(Aggregate):
     @event("Credited")
     def _credited(self, credits: tuple[AppliedCredit, ...]) -> None:
         self.credits = credits
-        self.totals = totals(self.fees, credits)
+        self.totals = totals(self.fees, credits, self.coupons)
 
     def offset(self, credit_note_id: UUID, amount_cents: int) -> None:
         """A credit note lowers what is still due on this invoice (its ``offset`` part)."""

@@ -23,6 +23,7 @@ from eventsourcing.domain import Aggregate
 
 from domain.add_on import AddOn
 from domain.advance_charge import AdvanceUsage, ChargeMeter, rise_amount
+from domain.coupon_commands import CouponCommands
 from domain.credit_note import (
     CreditNote,
     CreditNoteNotFound,
@@ -68,7 +69,6 @@ from domain.pricing import fee_cents, precise_cents
 from domain.sequence import Sequence as NumberSequence
 from domain.sequence import SequenceNotFound
 from domain.subscription import Subscription, SubscriptionNotFound
-from domain.subscription_commands import SubscriptionCommands
 from domain.usage import NO_FILTER, bucket_properties, group_values
 
 _INSTANT = timedelta(microseconds=1)
@@ -82,7 +82,7 @@ class NothingToInvoice(RuleViolated):
     field = "usage"
 
 
-class InvoiceCommands(SubscriptionCommands):
+class InvoiceCommands(CouponCommands):
     @contextmanager
     def remembering(self) -> Iterator[None]:
         """For one scheduler pass: plans and organizations are loaded once, not once per invoice.
@@ -496,9 +496,12 @@ class InvoiceCommands(SubscriptionCommands):
         self._save(*_unique([invoice, *self._finalize(invoice, customer, organization, now)]))
 
     def void_invoice(self, organization_id: UUID, invoice_id: UUID, now: datetime) -> None:
+        """Void a finalized invoice; the coupons it took are given back (as Lago)."""
         invoice = self.invoice(organization_id, invoice_id)
         invoice.void(now)
-        self._save(invoice)
+        changed: list[Aggregate] = [invoice]
+        self._give_back_coupons(invoice, changed)
+        self._save(*_unique(changed))
 
     def delete_invoice(self, organization_id: UUID, invoice_id: UUID, now: datetime) -> None:
         invoice = self.invoice(organization_id, invoice_id)
@@ -547,6 +550,7 @@ class InvoiceCommands(SubscriptionCommands):
                 customer.number(customers.take())
                 changed.extend([customers, customer])
             number = invoice_number(prefix, customer.sequential_id or 0, sequential_id)
+        self._take_coupons(invoice, customer, changed, now)
         credits = self._spend_credit(invoice, customer, changed)
         invoice.finalize(number=number, sequential_id=sequential_id, at=now, credits=credits)
         return changed

@@ -119,7 +119,7 @@ def invoice_document(invoice: Document[InvoiceRecord], organization: Organizatio
     return InvoiceDocument(
         number=record.number or "DRAFT", issuing_date=record.issuing_date, payment_due_date=record.payment_due_date,
         currency=record.currency, seller=seller, buyer=buyer, lines=tuple(lines),
-        fees_amount_cents=record.fees_amount_cents, coupons_amount_cents=0,
+        fees_amount_cents=record.fees_amount_cents, coupons_amount_cents=record.totals.coupons_amount_cents,
         taxes=tuple(PdfTax(t.name, t.rate, t.amount_cents) for t in record.tax_lines),
         taxes_amount_cents=record.taxes_amount_cents, credits_amount_cents=record.totals.credit_notes_amount_cents,
         total_amount_cents=record.total_amount_cents, status=record.status,

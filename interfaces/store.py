@@ -29,6 +29,12 @@ from domain.subscription import SubscriptionTerms
 from domain.tax import TaxDefinition
 from interfaces import embedded_postgres, invoice_files
 from interfaces.http.app import Readers
+from projections.applied_coupons import (
+    AppliedCouponRecord,
+    AppliedCoupons,
+    AppliedCouponsReader,
+    AppliedCouponsView,
+)
 from projections.catalog import (
     AddOns,
     AddOnsView,
@@ -129,6 +135,7 @@ def all_projections() -> list[Projection[Any]]:
         Usage(UsageView()),
         Invoices(InvoicesView()),
         CreditNotes(CreditNotesView()),
+        AppliedCoupons(AppliedCouponsView()),
     ]
 
 
@@ -225,6 +232,8 @@ def open_store(
         usage=UsageReader(pool, freshness),
         events=EventsReader(pool, freshness),
         invoices=InvoicesReader(pool, freshness, "invoices", InvoicesView, InvoiceRecord),
+        applied_coupons=AppliedCouponsReader(pool, freshness, "applied_coupons", AppliedCouponsView,
+                                             AppliedCouponRecord),
         credit_notes=CreditNotesReader(pool, freshness, "credit_notes", CreditNotesView, CreditNoteRecord),
         pool=pool,
     )

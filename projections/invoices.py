@@ -18,6 +18,7 @@ import msgspec
 from eventsourcing.persistence import Tracking
 from psycopg import sql
 
+from domain.applied_coupon import CouponUse
 from domain.fee import Fee
 from domain.invoice import (
     AppliedCredit,
@@ -65,10 +66,11 @@ class InvoiceRecord:
     file_key: str | None = None
     credits: tuple[AppliedCredit, ...] = ()
     offset_amount_cents: int = 0
+    coupons: tuple[CouponUse, ...] = ()
 
     @property
     def totals(self) -> Totals:
-        return totals(self.fees, self.credits)
+        return totals(self.fees, self.credits, self.coupons)
 
     @property
     def external_subscription_ids(self) -> dict[UUID, str]:
@@ -168,11 +170,7 @@ class Invoices(Projection[InvoicesView]):
 
     @process_event.register
     def _(self, event: Invoice.Refreshed, tracking: Tracking) -> None:
-        record = replace(self.view.record(event.originator_id), fees=event.fees, provenance=event.provenance)
-        self.view.save_record(event.originator_id, record, event.timestamp, tracking)
-        organization_id = self.view.cursor.execute(
-            "SELECT organization_id FROM invoices WHERE id = %s", (event.originator_id,)).fetchone()[0]
-        self.view.replace_fees(organization_id, event.originator_id, record, event.timestamp, tracking)
+        self._new_fees(event, tracking, fees=event.fees, provenance=event.provenance)
 
     @process_event.register
     def _(self, event: Invoice.Finalized, tracking: Tracking) -> None:
@@ -180,6 +178,10 @@ class Invoices(Projection[InvoicesView]):
         paid = "succeeded" if record.total_amount_cents <= 0 else record.payment_status
         self._patch(event, tracking, status="finalized", number=event.number, sequential_id=event.sequential_id,
                     finalized_at=event.finalized_at, expected_finalization_date=None, payment_status=paid)
+
+    @process_event.register
+    def _(self, event: Invoice.Discounted, tracking: Tracking) -> None:
+        self._new_fees(event, tracking, fees=event.fees, coupons=event.coupons)
 
     @process_event.register
     def _(self, event: Invoice.Credited, tracking: Tracking) -> None:
@@ -211,6 +213,14 @@ class Invoices(Projection[InvoicesView]):
     @process_event.register
     def _(self, event: Invoice.FileAttached, tracking: Tracking) -> None:
         self._patch(event, tracking, file_key=event.key)
+
+    def _new_fees(self, event: Any, tracking: Tracking, **changes: Any) -> None:
+        """The invoice with new fees (a refresh, coupons' shares), and its rows in the fees table."""
+        record = replace(self.view.record(event.originator_id), **changes)
+        self.view.save_record(event.originator_id, record, event.timestamp, tracking)
+        organization_id = self.view.cursor.execute(
+            "SELECT organization_id FROM invoices WHERE id = %s", (event.originator_id,)).fetchone()[0]
+        self.view.replace_fees(organization_id, event.originator_id, record, event.timestamp, tracking)
 
     def _patch(self, event: Any, tracking: Tracking, **changes: Any) -> None:
         record = replace(self.view.record(event.originator_id), **changes)

@@ -19,6 +19,7 @@ from interfaces.billing_cache import BillingCache
 from interfaces.group_commit import GroupCommitter
 from interfaces.http import (
     add_ons,
+    applied_coupons,
     billable_metrics,
     coupons,
     credit_notes,
@@ -49,6 +50,7 @@ from interfaces.http.usage import CurrentUsage, EstimateFees
 from interfaces.http.wire import respond
 from interfaces.invoice_files import InvoiceFiles
 from interfaces.invoicing import Invoicing
+from projections.applied_coupons import AppliedCouponsReader
 from projections.catalog import TaxesReader
 from projections.credit_notes import CreditNotesReader
 from projections.documents import DocumentReader
@@ -79,6 +81,7 @@ class Readers:
     events: EventsReader
     invoices: InvoicesReader
     credit_notes: CreditNotesReader
+    applied_coupons: AppliedCouponsReader
     pool: Any = None  # the read pool, for files kept beside the views
 
 
@@ -150,6 +153,7 @@ def create_app(
                             clock),
         *credit_notes.resources(billing, readers.credit_notes, readers.customers, readers.invoices, invoice_presenter,
                                 clock),
+        *applied_coupons.resources(billing, readers.applied_coupons, readers.customers, clock),
     ]
     operations = [op for resource in resources for op in resource.operations]
     resources.append(OpenApiResource(operations))

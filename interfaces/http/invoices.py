@@ -261,7 +261,8 @@ class InvoicePresenter:
             and record.payment_due_date < date.today(),
             currency=record.currency, fees_amount_cents=record.fees_amount_cents,
             taxes_amount_cents=record.taxes_amount_cents, progressive_billing_credit_amount_cents=0,
-            coupons_amount_cents=0, credit_notes_amount_cents=record.totals.credit_notes_amount_cents,
+            coupons_amount_cents=record.totals.coupons_amount_cents,
+            credit_notes_amount_cents=record.totals.credit_notes_amount_cents,
             sub_total_excluding_taxes_amount_cents=record.totals.sub_total_excluding_taxes_amount_cents,
             sub_total_including_taxes_amount_cents=record.totals.sub_total_including_taxes_amount_cents,
             total_amount_cents=total, total_due_amount_cents=record.total_due_amount_cents, total_paid_amount_cents=paid,
@@ -290,6 +291,12 @@ class InvoicePresenter:
         invoice.fees = [present_fee(f, document, customer, external) for f in record.fees]
         invoice.subscriptions = [{"lago_id": str(s), "external_id": external.get(s)} for s in external]
         invoice.credits = [{
+            "lago_id": str(uuid5(document.id, f"coupon/{c.applied_coupon_id}")), "amount_cents": c.amount_cents,
+            "amount_currency": record.currency, "before_taxes": True,
+            "item": {"lago_item_id": str(c.applied_coupon_id), "type": "coupon", "code": c.coupon_code,
+                     "name": c.coupon_name, "description": None},
+            "invoice": {"lago_id": lago_id, "payment_status": record.payment_status},
+        } for c in record.coupons] + [{
             "lago_id": str(uuid5(document.id, f"credit/{c.credit_note_id}")), "amount_cents": c.amount_cents,
             "amount_currency": record.currency, "before_taxes": False,
             "item": {"lago_item_id": str(c.credit_note_id), "type": "credit_note", "code": c.number, "name": c.number,
@@ -330,8 +337,9 @@ def present_fee(fee: Fee, invoice: Document[InvoiceRecord], customer: CustomerOb
         taxes_rate=float(fee.taxes_rate), total_aggregated_units=_units(fee.units),
         total_amount_cents=fee.amount_cents + taxes, total_amount_currency=fee.currency, units=_units(fee.units),
         description=fee.description, precise_unit_amount=_decimal(fee.precise_unit_amount.scaleb(-exponent)),
-        precise_coupons_amount_cents="0.0", sub_total_excluding_taxes_amount_cents=fee.amount_cents,
-        sub_total_excluding_taxes_precise_amount_cents=_decimal(fee.precise_amount_cents),
+        precise_coupons_amount_cents=_decimal(fee.precise_coupons_amount_cents),
+        sub_total_excluding_taxes_amount_cents=round_cents(fee.taxable_cents),
+        sub_total_excluding_taxes_precise_amount_cents=_decimal(fee.precise_amount_cents - fee.precise_coupons_amount_cents),
         events_count=fee.events_count, payment_status=record.payment_status,
         created_at=timestamp(invoice.created_at), succeeded_at=None, failed_at=None, refunded_at=None,
         amount_details=dict(fee.amount_details), self_billed=False, from_date=timestamp(fee.from_at),
