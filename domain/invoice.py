@@ -136,11 +136,12 @@ def totals(fees: Sequence[Fee], credits: Sequence[AppliedCredit] = (), coupons: 
                   sum(c.amount_cents for c in credits), 0)
 
 
-def total_due(total_amount_cents: int, status: str, payment_status: str, offset_amount_cents: int) -> int:
-    """What is still owed: nothing once voided or paid; otherwise the total less credit-note offsets."""
+def total_due(total_amount_cents: int, status: str, payment_status: str, offset_amount_cents: int,
+              paid_amount_cents: int = 0) -> int:
+    """What is still owed: nothing once voided or paid; otherwise the total less payments and credit-note offsets."""
     if status == VOIDED or payment_status == "succeeded":
         return 0
-    return max(total_amount_cents - offset_amount_cents, 0)
+    return max(total_amount_cents - offset_amount_cents - paid_amount_cents, 0)
 
 
 def digest(inputs: Mapping[str, Any]) -> str:
@@ -206,6 +207,7 @@ class Invoice(Aggregate):
         self.credits: tuple[AppliedCredit, ...] = ()
         self.coupons: tuple[CouponUse, ...] = ()
         self.offset_amount_cents = 0
+        self.paid_amount_cents = 0
         self.totals = totals(fees)
 
     @classmethod
@@ -242,7 +244,8 @@ class Invoice(Aggregate):
 
     @property
     def total_due_amount_cents(self) -> int:
-        return total_due(self.totals.total_amount_cents, self.status, self.payment_status, self.offset_amount_cents)
+        return total_due(self.totals.total_amount_cents, self.status, self.payment_status, self.offset_amount_cents,
+                         self.paid_amount_cents)
 
     def refresh(self, fees: Sequence[Fee], provenance: Provenance) -> None:
         """A draft takes the fees computed again (late events, changed prices); others stay as issued."""
@@ -305,9 +308,25 @@ class Invoice(Aggregate):
             self.payment_status = "succeeded"
 
     def void(self, at: datetime) -> None:
-        if self.status != FINALIZED:
-            raise InvoiceNotVoidable(f"invoice {self.id} is {self.status}")
+        """Only a finalized invoice nothing was paid on: a paid one is corrected with a credit note."""
+        if self.status != FINALIZED or self.paid_amount_cents > 0:
+            raise InvoiceNotVoidable(f"invoice {self.id} is {self.status}, {self.paid_amount_cents} paid")
         self._voided(voided_at=at)
+
+    def pay(self, payment_id: UUID, amount_cents: int) -> None:
+        """A payment of part or all of what is due; more than is due is refused."""
+        due = self.total_due_amount_cents
+        if self.status != FINALIZED:
+            raise ValidationFailed({"invoice_id": ["invalid_status"]})
+        if amount_cents <= 0 or amount_cents > due:
+            raise ValidationFailed({"amount_cents": ["invalid_amount"]})
+        self._paid(payment_id=payment_id, amount_cents=amount_cents)
+
+    @event("Paid")
+    def _paid(self, payment_id: UUID, amount_cents: int) -> None:
+        self.paid_amount_cents += amount_cents
+        if self.paid_amount_cents + self.offset_amount_cents >= self.totals.total_amount_cents:
+            self.payment_status = "succeeded"
 
     @event("Voided")
     def _voided(self, voided_at: datetime) -> None:

@@ -34,7 +34,7 @@ from domain.credit_note import (
 from domain.credit_note import taxes_cents as credit_taxes_cents
 from domain.currency import is_accepted_currency, minor_unit_exponent
 from domain.customer import Customer, CustomerNotFound
-from domain.errors import Problems, RuleViolated
+from domain.errors import Problems, RuleViolated, ValidationFailed
 from domain.fee import Fee, choose_taxes, round_cents
 from domain.invoice import (
     DRAFT,
@@ -51,6 +51,7 @@ from domain.invoice import (
 )
 from domain.keyed_store import ConcurrentWrite
 from domain.organization import Organization, OrganizationNotFound
+from domain.payment import Payment, PaymentNotFound
 from domain.period_close import (
     Due,
     PricedBucket,
@@ -513,6 +514,43 @@ class InvoiceCommands(CouponCommands):
         invoice = self.invoice(organization_id, invoice_id)
         invoice.update(payment_status=payment_status, metadata=metadata)
         self._save(invoice)
+
+    def record_payment(self, organization_id: UUID, changes: Mapping[str, Any], now: datetime) -> UUID:
+        """POST /payments: a manual payment of part or all of an invoice's due amount. The same invoice and
+        reference twice is one payment: the second is refused as already recorded."""
+        problems = Problems()
+        reference = changes.get("reference")
+        amount = changes.get("amount_cents")
+        problems.check(isinstance(reference, str) and bool(reference.strip()), "reference", "value_is_mandatory")
+        problems.check(isinstance(amount, int) and not isinstance(amount, bool), "amount_cents", "value_is_mandatory")
+        try:
+            invoice_id = UUID(str(changes.get("invoice_id")))
+        except ValueError:
+            raise InvoiceNotFound(key=changes.get("invoice_id")) from None
+        problems.raise_if_any()
+        invoice = self.invoice(organization_id, invoice_id)
+        paid_at = changes.get("paid_at") or now
+        payment = Payment(organization_id=organization_id, invoice_id=invoice.id, reference=str(reference),
+                          customer_id=invoice.customer_id, invoice_number=invoice.number or "", amount_cents=int(amount),
+                          currency=invoice.currency, paid_at=paid_at)
+        invoice.pay(payment.id, int(amount))
+        try:
+            self._save(payment, invoice)
+        except ConcurrentWrite:
+            if self._exists(payment.id):
+                raise ValidationFailed({"reference": ["value_already_exist"]}) from None
+            raise
+        return payment.id
+
+    def payment(self, organization_id: UUID, payment_id: UUID) -> Payment:
+        return self._owned(organization_id, payment_id, Payment, PaymentNotFound)
+
+    def _exists(self, aggregate_id: UUID) -> bool:
+        try:
+            self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return False
+        return True
 
     def credit_note(self, organization_id: UUID, credit_note_id: UUID) -> CreditNote:
         return self._owned(organization_id, credit_note_id, CreditNote, CreditNoteNotFound)

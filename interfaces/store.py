@@ -63,6 +63,7 @@ from projections.organizations import (
     OrganizationsReader,
     OrganizationsView,
 )
+from projections.payments import PaymentRecord, Payments, PaymentsReader, PaymentsView
 from projections.projection import Projection
 from projections.runner import EventLog, Projector, install
 from projections.subscriptions import (
@@ -136,6 +137,7 @@ def all_projections() -> list[Projection[Any]]:
         Invoices(InvoicesView()),
         CreditNotes(CreditNotesView()),
         AppliedCoupons(AppliedCouponsView()),
+        Payments(PaymentsView()),
     ]
 
 
@@ -234,6 +236,7 @@ def open_store(
         invoices=InvoicesReader(pool, freshness, "invoices", InvoicesView, InvoiceRecord),
         applied_coupons=AppliedCouponsReader(pool, freshness, "applied_coupons", AppliedCouponsView,
                                              AppliedCouponRecord),
+        payments=PaymentsReader(pool, freshness, "payments", PaymentsView, PaymentRecord),
         credit_notes=CreditNotesReader(pool, freshness, "credit_notes", CreditNotesView, CreditNoteRecord),
         pool=pool,
     )

@@ -67,6 +67,7 @@ class InvoiceRecord:
     credits: tuple[AppliedCredit, ...] = ()
     offset_amount_cents: int = 0
     coupons: tuple[CouponUse, ...] = ()
+    paid_amount_cents: int = 0
 
     @property
     def totals(self) -> Totals:
@@ -94,7 +95,8 @@ class InvoiceRecord:
 
     @property
     def total_due_amount_cents(self) -> int:
-        return total_due(self.total_amount_cents, self.status, self.payment_status, self.offset_amount_cents)
+        return total_due(self.total_amount_cents, self.status, self.payment_status, self.offset_amount_cents,
+                         self.paid_amount_cents)
 
 
 class InvoicesView(DocumentView):
@@ -191,6 +193,13 @@ class Invoices(Projection[InvoicesView]):
     def _(self, event: Invoice.Offset, tracking: Tracking) -> None:
         record = self.view.record(event.originator_id)
         self._patch(event, tracking, offset_amount_cents=record.offset_amount_cents + event.amount_cents)
+
+    @process_event.register
+    def _(self, event: Invoice.Paid, tracking: Tracking) -> None:
+        record = self.view.record(event.originator_id)
+        paid = record.paid_amount_cents + event.amount_cents
+        status = "succeeded" if paid + record.offset_amount_cents >= record.total_amount_cents else record.payment_status
+        self._patch(event, tracking, paid_amount_cents=paid, payment_status=status)
 
     @process_event.register
     def _(self, event: Invoice.Voided, tracking: Tracking) -> None:

@@ -25,6 +25,7 @@ from interfaces.http import (
     credit_notes,
     errors,
     invoices,
+    payments,
     plans,
     taxes,
 )
@@ -58,6 +59,7 @@ from projections.events import EventsReader
 from projections.freshness import Freshness
 from projections.invoices import InvoicesReader
 from projections.organizations import OrganizationsReader
+from projections.payments import PaymentsReader
 from projections.subscriptions import CustomersReader, SubscriptionsReader
 from projections.usage_reader import UsageReader
 
@@ -82,6 +84,7 @@ class Readers:
     invoices: InvoicesReader
     credit_notes: CreditNotesReader
     applied_coupons: AppliedCouponsReader
+    payments: PaymentsReader
     pool: Any = None  # the read pool, for files kept beside the views
 
 
@@ -154,6 +157,7 @@ def create_app(
         *credit_notes.resources(billing, readers.credit_notes, readers.customers, readers.invoices, invoice_presenter,
                                 clock),
         *applied_coupons.resources(billing, readers.applied_coupons, readers.customers, clock),
+        *payments.resources(billing, readers.payments, readers.customers, clock),
     ]
     operations = [op for resource in resources for op in resource.operations]
     resources.append(OpenApiResource(operations))

@@ -250,7 +250,7 @@ class InvoicePresenter:
         lago_id = str(document.id)
         customer = customers.get(record.customer_id)
         total = record.total_amount_cents
-        paid = total if record.payment_status == "succeeded" and record.status != "voided" else 0
+        paid = record.paid_amount_cents or (total if record.payment_status == "succeeded" and record.status != "voided" else 0)
         invoice = InvoiceObject(
             lago_id=lago_id, billing_entity_code=None, sequential_id=record.sequential_id,
             number=record.number or f"{prefix}-DRAFT", purchase_order_number=None,

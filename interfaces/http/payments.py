@@ -1,0 +1,159 @@
+"""Manual payments over Lago's API (reference §2.16): record, list, show, a customer's list."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import falcon
+import msgspec
+from psycopg import sql
+
+from domain.application import Billing
+from domain.customer import CustomerNotFound
+from domain.payment import PaymentNotFound
+from interfaces.http.openapi import PAGINATION, Operation, Param
+from interfaces.http.wire import Body, PageRequest, given, respond, timestamp
+from projections.documents import Document
+from projections.payments import PaymentRecord, PaymentsReader
+from projections.subscriptions import CustomersReader
+
+Unset = msgspec.UnsetType
+UNSET = msgspec.UNSET
+
+
+class PaymentInput(msgspec.Struct, kw_only=True):
+    invoice_id: str | Unset = UNSET
+    amount_cents: int | Unset = UNSET
+    reference: str | Unset = UNSET
+    paid_at: datetime | None | Unset = UNSET
+
+
+_create = Body("payment", PaymentInput)
+
+
+class PaymentObject(msgspec.Struct):
+    lago_id: str
+    lago_customer_id: str
+    external_customer_id: str | None
+    invoice_ids: list[str]
+    invoice_numbers: list[str]
+    lago_payable_id: str
+    payable_type: str
+    amount_cents: int
+    amount_currency: str
+    status: str
+    payment_status: str
+    type: str
+    reference: str
+    payment_provider_code: str | None
+    payment_provider_type: str | None
+    external_payment_id: str | None
+    provider_payment_id: str | None
+    provider_customer_id: str | None
+    next_action: dict[str, Any]
+    created_at: str
+    paid_at: str | None
+
+
+class PaymentsBase:
+    def __init__(self, billing: Billing, payments: PaymentsReader, customers: CustomersReader,
+                 now: Callable[[], datetime]) -> None:
+        self._billing = billing
+        self._payments = payments
+        self._customers = customers
+        self._now = now
+
+    def _present(self, organization_id: UUID, documents: Sequence[Document[PaymentRecord]]) -> list[PaymentObject]:
+        customers = self._customers.many(organization_id, list({d.data.customer_id for d in documents}))
+        found = []
+        for document in documents:
+            record = document.data
+            customer = customers.get(record.customer_id)
+            found.append(PaymentObject(
+                lago_id=str(document.id), lago_customer_id=str(record.customer_id),
+                external_customer_id=customer.key if customer is not None else None,
+                invoice_ids=[str(record.invoice_id)], invoice_numbers=[record.invoice_number],
+                lago_payable_id=str(record.invoice_id), payable_type="Invoice", amount_cents=record.amount_cents,
+                amount_currency=record.currency, status="succeeded", payment_status="succeeded", type="manual",
+                reference=record.reference, payment_provider_code=None, payment_provider_type=None,
+                external_payment_id=None, provider_payment_id=None, provider_customer_id=None, next_action={},
+                created_at=timestamp(document.created_at) or "", paid_at=timestamp(record.paid_at),
+            ))
+        return found
+
+    def _list(self, req: falcon.Request, resp: falcon.Response, customer_id: UUID | None) -> None:
+        page = PageRequest.of(req)
+        conditions: list[Any] = []
+        if customer_id is not None:
+            conditions.append((sql.SQL("customer_id = %s"), [customer_id]))
+        invoice_id = req.get_param("invoice_id")
+        if invoice_id:
+            try:
+                conditions.append((sql.SQL("invoice_id = %s"), [UUID(invoice_id)]))
+            except ValueError:
+                conditions.append((sql.SQL("false"), []))
+        documents, total = self._payments.page(req.context.organization_id, page.offset, page.per_page, conditions)
+        respond(resp, {"payments": self._present(req.context.organization_id, documents), "meta": page.meta(total)})
+
+
+class PaymentCollection(PaymentsBase):
+    path = "/api/v1/payments"
+    operations = (
+        Operation("POST", path, "Record a manual payment of an invoice (partial payments allowed)", "payments",
+                  PaymentObject, "payment", request=_create, errors=(401, 404, 422)),
+        Operation("GET", path, "List payments", "payments", PaymentObject, "payments", listed=True,
+                  query=PAGINATION + (Param("external_customer_id", "The customer's external id."),
+                                      Param("invoice_id", "Payments of this invoice."))),
+    )
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        changes = given(_create.decode(req.context.body))
+        organization_id = req.context.organization_id
+        payment_id = self._billing.record_payment(organization_id, changes, self._now())
+        document = self._payments.by_id(organization_id, payment_id)
+        assert document is not None
+        respond(resp, {"payment": self._present(organization_id, [document])[0]})
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        external_customer_id = req.get_param("external_customer_id")
+        customer_id = None
+        if external_customer_id:
+            customer = self._customers.by_key(req.context.organization_id, external_customer_id)
+            customer_id = customer.id if customer is not None else UUID(int=0)
+        self._list(req, resp, customer_id)
+
+
+class PaymentMember(PaymentsBase):
+    path = "/api/v1/payments/{lago_id}"
+    operations = (Operation("GET", path, "Retrieve a payment", "payments", PaymentObject, "payment", errors=(401, 404)),)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, lago_id: str) -> None:
+        try:
+            payment_id = UUID(lago_id)
+        except ValueError:
+            raise PaymentNotFound(key=lago_id) from None
+        document = self._payments.by_id(req.context.organization_id, payment_id)
+        if document is None:
+            raise PaymentNotFound(key=lago_id)
+        respond(resp, {"payment": self._present(req.context.organization_id, [document])[0]})
+
+
+class CustomerPayments(PaymentsBase):
+    path = "/api/v1/customers/{external_id}/payments"
+    operations = (Operation("GET", path, "List a customer's payments", "customers", PaymentObject, "payments",
+                            listed=True, query=PAGINATION, errors=(401, 404)),)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, external_id: str) -> None:
+        customer = self._customers.by_key(req.context.organization_id, external_id)
+        if customer is None:
+            raise CustomerNotFound(key=external_id)
+        self._list(req, resp, customer.id)
+
+
+def resources(billing: Billing, payments: PaymentsReader, customers: CustomersReader,
+              now: Callable[[], datetime]) -> list[Any]:
+    parts = (billing, payments, customers, now)
+    return [PaymentCollection(*parts), PaymentMember(*parts), CustomerPayments(*parts)]

@@ -1,0 +1,65 @@
+"""Manual payments through the API: partial and full payments, what is due, and what is refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon.testing
+
+from domain.api_key import IssuedKey
+from interfaces.store import Store
+from tests.conftest import bearer
+from tests.test_applied_coupons_api import Shop, api  # noqa: F401 - the fixture
+
+
+def _pay(shop: Shop, invoice_id: str, cents: int, reference: str, status: int = 200) -> dict[str, Any]:
+    return shop.call("POST", "payments", {"payment": {"invoice_id": invoice_id, "amount_cents": cents,
+                                                      "reference": reference}}, status)
+
+
+def test_partial_payments_lower_what_is_due_until_the_invoice_is_paid(
+    api: falcon.testing.TestClient, tenant: IssuedKey, shared_store: Store  # noqa: F811
+) -> None:
+    shop = Shop(api, tenant, shared_store)
+    invoice = shop.close(4)
+
+    first = _pay(shop, invoice["lago_id"], 4_000, "wire-1")["payment"]
+    part = shop.call("GET", f"invoices/{invoice['lago_id']}")["invoice"]
+    _pay(shop, invoice["lago_id"], 6_000, "wire-2")
+    paid = shop.call("GET", f"invoices/{invoice['lago_id']}")["invoice"]
+
+    assert (first["amount_cents"], first["invoice_ids"], first["type"]) == (4_000, [invoice["lago_id"]], "manual")
+    assert (part["total_paid_amount_cents"], part["total_due_amount_cents"], part["payment_status"]) == (
+        4_000, 6_000, "pending")
+    assert (paid["total_paid_amount_cents"], paid["total_due_amount_cents"], paid["payment_status"]) == (
+        10_000, 0, "succeeded")
+    listed = shop.call("GET", f"payments?invoice_id={invoice['lago_id']}")["payments"]
+    assert sorted(p["reference"] for p in listed) == ["wire-1", "wire-2"]
+    assert shop.call("GET", "customers/cus/payments")["meta"]["total_count"] == 2
+    assert shop.call("GET", f"payments/{first['lago_id']}")["payment"]["reference"] == "wire-1"
+
+
+def test_payments_are_refused_when_they_cannot_be_right(
+    api: falcon.testing.TestClient, tenant: IssuedKey, shared_store: Store  # noqa: F811
+) -> None:
+    shop = Shop(api, tenant, shared_store)
+    invoice = shop.close(4)
+    _pay(shop, invoice["lago_id"], 1_000, "wire-1")
+
+    assert _pay(shop, invoice["lago_id"], 1_000, "wire-1", 422)["error_details"] == {"reference": ["value_already_exist"]}
+    assert _pay(shop, invoice["lago_id"], 9_001, "wire-2", 422)["error_details"] == {"amount_cents": ["invalid_amount"]}
+    assert _pay(shop, invoice["lago_id"], 0, "wire-3", 422)["error_details"] == {"amount_cents": ["invalid_amount"]}
+    assert _pay(shop, "not-a-uuid", 100, "wire-4", 404)["code"] == "invoice_not_found"
+    shop.call("POST", "payments", {"payment": {"invoice_id": invoice["lago_id"]}}, status=422)
+    assert shop.call("POST", f"invoices/{invoice['lago_id']}/void", status=405)["code"] == "not_voidable"
+    shop.call("GET", "payments/not-a-uuid", status=404)
+    after = shop.call("GET", f"invoices/{invoice['lago_id']}")["invoice"]
+    assert (after["total_paid_amount_cents"], after["total_due_amount_cents"]) == (1_000, 9_000)
+    other = shared_store.billing.create_organization("Payment neighbour")
+    assert api.simulate_get("/api/v1/payments", headers=bearer(other)).json["payments"] == []
+    assert _pay_as(api, other, invoice["lago_id"]).status_code == 404
+
+
+def _pay_as(api: falcon.testing.TestClient, key: IssuedKey, invoice_id: str) -> Any:  # noqa: F811
+    return api.simulate_post("/api/v1/payments", headers=bearer(key), json={"payment": {
+        "invoice_id": invoice_id, "amount_cents": 100, "reference": "theirs"}})
