@@ -180,10 +180,21 @@ class CreditNote(Aggregate):
         """Withdraw the credit left (Lago's void): the balance goes to zero; what was consumed stays consumed."""
         if self.credit_status != AVAILABLE:
             raise CreditNoteNotVoidable(f"credit note {self.id} is {self.credit_status}")
-        self._voided(voided_at=at)
+        self._voided(voided_at=at, withdrawn_cents=self.balance_amount_cents)
 
     @event("Voided")
-    def _voided(self, voided_at: datetime) -> None:
+    def _voided(self, voided_at: datetime, withdrawn_cents: int) -> None:
         self.credit_status = VOIDED
         self.balance_amount_cents = 0
         self.voided_at = voided_at
+
+    def restore(self, invoice_id: UUID, amount_cents: int) -> None:
+        """An invoice that consumed this credit was voided: the credit is the customer's again."""
+        if amount_cents > 0:
+            self._restored(invoice_id=invoice_id, amount_cents=amount_cents)
+
+    @event("Restored")
+    def _restored(self, invoice_id: UUID, amount_cents: int) -> None:
+        self.balance_amount_cents += amount_cents
+        self.consumptions = tuple(c for c in self.consumptions if c.invoice_id != invoice_id)
+        self.credit_status = AVAILABLE  # even on a note voided since: the credit given back is usable

@@ -308,8 +308,8 @@ class Invoice(Aggregate):
             self.payment_status = "succeeded"
 
     def void(self, at: datetime) -> None:
-        """Only a finalized invoice nothing was paid on: a paid one is corrected with a credit note."""
-        if self.status != FINALIZED or self.paid_amount_cents > 0:
+        """Only a finalized invoice nothing was paid or offset on: those are corrected with a credit note."""
+        if self.status != FINALIZED or self.paid_amount_cents > 0 or self.offset_amount_cents > 0:
             raise InvoiceNotVoidable(f"invoice {self.id} is {self.status}, {self.paid_amount_cents} paid")
         self._voided(voided_at=at)
 

@@ -502,7 +502,21 @@ class InvoiceCommands(CouponCommands):
         invoice.void(now)
         changed: list[Aggregate] = [invoice]
         self._give_back_coupons(invoice, changed)
+        self._give_back_credit(invoice, changed)
         self._save(*_unique(changed))
+
+    def _give_back_credit(self, invoice: Invoice, changed: list[Aggregate]) -> None:
+        """A voided invoice returns the credit-note credit it consumed (Lago keeps it consumed; Tally does not)."""
+        if not invoice.credits:
+            return
+        customer = next((a for a in changed if isinstance(a, Customer)), None) or self._load(
+            invoice.customer_id, Customer, CustomerNotFound)
+        for credit in invoice.credits:
+            note = self._load(credit.credit_note_id, CreditNote, CreditNoteNotFound)
+            note.restore(invoice.id, credit.amount_cents)
+            customer.credit_available(note.id)
+            changed.append(note)
+        changed.append(customer)
 
     def delete_invoice(self, organization_id: UUID, invoice_id: UUID, now: datetime) -> None:
         invoice = self.invoice(organization_id, invoice_id)

@@ -58,6 +58,7 @@ from projections.documents import DocumentReader
 from projections.events import EventsReader
 from projections.freshness import Freshness
 from projections.invoices import InvoiceRecord, Invoices, InvoicesReader, InvoicesView
+from projections.ledger import Ledger, LedgerReader, LedgerView
 from projections.organizations import (
     Organizations,
     OrganizationsReader,
@@ -138,6 +139,7 @@ def all_projections() -> list[Projection[Any]]:
         CreditNotes(CreditNotesView()),
         AppliedCoupons(AppliedCouponsView()),
         Payments(PaymentsView()),
+        Ledger(LedgerView()),
     ]
 
 
@@ -236,6 +238,7 @@ def open_store(
         invoices=InvoicesReader(pool, freshness, "invoices", InvoicesView, InvoiceRecord),
         applied_coupons=AppliedCouponsReader(pool, freshness, "applied_coupons", AppliedCouponsView,
                                              AppliedCouponRecord),
+        ledger=LedgerReader(pool, freshness),
         payments=PaymentsReader(pool, freshness, "payments", PaymentsView, PaymentRecord),
         credit_notes=CreditNotesReader(pool, freshness, "credit_notes", CreditNotesView, CreditNoteRecord),
         pool=pool,

@@ -117,6 +117,13 @@ class CreditNotes(Projection[CreditNotesView]):
             consumptions=(*record.consumptions, Consumption(event.invoice_id, event.amount_cents))))
 
     @process_event.register
+    def _(self, event: CreditNote.Restored, tracking: Tracking) -> None:
+        record = self.view.record(event.originator_id)
+        self._save(event, tracking, replace(
+            record, balance_amount_cents=record.balance_amount_cents + event.amount_cents, credit_status="available",
+            consumptions=tuple(c for c in record.consumptions if c.invoice_id != event.invoice_id)))
+
+    @process_event.register
     def _(self, event: CreditNote.Voided, tracking: Tracking) -> None:
         record = self.view.record(event.originator_id)
         self._save(event, tracking, replace(record, balance_amount_cents=0, credit_status="voided",

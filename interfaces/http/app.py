@@ -25,6 +25,7 @@ from interfaces.http import (
     credit_notes,
     errors,
     invoices,
+    ledger,
     payments,
     plans,
     taxes,
@@ -58,6 +59,7 @@ from projections.documents import DocumentReader
 from projections.events import EventsReader
 from projections.freshness import Freshness
 from projections.invoices import InvoicesReader
+from projections.ledger import LedgerReader
 from projections.organizations import OrganizationsReader
 from projections.payments import PaymentsReader
 from projections.subscriptions import CustomersReader, SubscriptionsReader
@@ -85,6 +87,7 @@ class Readers:
     credit_notes: CreditNotesReader
     applied_coupons: AppliedCouponsReader
     payments: PaymentsReader
+    ledger: LedgerReader
     pool: Any = None  # the read pool, for files kept beside the views
 
 
@@ -158,6 +161,7 @@ def create_app(
                                 clock),
         *applied_coupons.resources(billing, readers.applied_coupons, readers.customers, clock),
         *payments.resources(billing, readers.payments, readers.customers, clock),
+        *ledger.resources(readers.ledger, readers.customers, readers.invoices, clock),
     ]
     operations = [op for resource in resources for op in resource.operations]
     resources.append(OpenApiResource(operations))

@@ -1,0 +1,196 @@
+"""The double-entry ledger: every money-moving domain event as balanced journal postings (issue 6, beyond Lago).
+
+Accounts (``customer_id`` set on the per-customer ones):
+
+* ``receivable`` — what a customer owes (debit balance);
+* ``revenue:subscription:<plan>``, ``revenue:charge:<metric>``, ``revenue:add_on:<code>``, ``revenue:commitment`` —
+  what was billed (credit balances), and ``revenue:credit_notes`` for what credit notes gave back (debit);
+* ``discounts`` — coupons given (debit);
+* ``tax_payable:<code>`` — taxes owed to the authorities (credit);
+* ``customer_credit`` — credit notes' credit a customer may still use (credit balance);
+* ``refunds_payable`` — credit notes' refunds owed to a customer (credit);
+* ``cash`` — payments received, and invoices marked paid outside Tally (debit);
+* ``credit_notes_withdrawn`` — credit taken back by voiding a credit note (credit).
+
+Consuming a credit note is posted with the invoice that consumes it; a payment with its invoice's ``Paid``.
+``post`` (invoices) and ``post_credit_note`` are pure folds: given an event and what the books know of its invoice (a ``Book``), it returns the book
+after the event and the postings it makes. Every posting set balances (Σ debits = Σ credits), and a customer's
+``receivable`` equals the due amounts of their finalized invoices. The ledger projection runs this fold over
+the Billing log; tests run it over events from the Billing application in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from domain.applied_coupon import CouponUse
+from domain.credit_note import CreditNote
+from domain.fee import Fee, round_cents
+from domain.invoice import AppliedCredit, Invoice, tax_lines, total_due, totals
+
+
+@dataclass(frozen=True)
+class Posting:
+    account: str
+    debit_cents: int
+    credit_cents: int
+    currency: str
+    customer_id: UUID | None = None
+
+
+@dataclass(frozen=True)
+class Book:
+    """What the ledger keeps of one invoice between its events."""
+
+    customer_id: UUID
+    currency: str
+    fees: tuple[Fee, ...] = ()
+    coupons: tuple[CouponUse, ...] = ()
+    credits: tuple[AppliedCredit, ...] = ()
+    status: str = "draft"
+    payment_status: str = "pending"
+    paid_cents: int = 0
+    offset_cents: int = 0
+    settled_outside_cents: int = 0  # marked paid with no payment recorded: posted to cash
+    finalized: tuple[Posting, ...] = field(default_factory=tuple)
+
+    @property
+    def total_cents(self) -> int:
+        return totals(self.fees, self.credits, self.coupons).total_amount_cents
+
+    @property
+    def due_cents(self) -> int:
+        if self.status != "finalized":
+            return 0
+        return total_due(self.total_cents, self.status, self.payment_status, self.offset_cents, self.paid_cents)
+
+
+def balanced(postings: Sequence[Posting]) -> bool:
+    return sum(p.debit_cents for p in postings) == sum(p.credit_cents for p in postings)
+
+
+def revenue_account(fee: Fee) -> str:
+    if fee.fee_type == "subscription":
+        return f"revenue:subscription:{fee.item_code}"
+    if fee.fee_type == "charge":
+        return f"revenue:charge:{fee.item_code}"
+    if fee.fee_type == "add_on":
+        return f"revenue:add_on:{fee.item_code}"
+    return f"revenue:{fee.fee_type}"
+
+
+def post(event: Any, book: Book | None) -> tuple[Book | None, list[Posting]]:
+    """The book after ``event`` and the postings it makes (none for events that move no money)."""
+    if isinstance(event, Invoice.Issued):
+        return Book(event.customer_id, event.currency, fees=event.fees), []
+    if book is None:
+        return None, []
+    if isinstance(event, Invoice.Refreshed):
+        return replace(book, fees=event.fees), []
+    if isinstance(event, Invoice.Discounted):
+        return replace(book, fees=event.fees, coupons=event.coupons), []
+    if isinstance(event, Invoice.Credited):
+        return replace(book, credits=event.credits), []
+    if isinstance(event, Invoice.Finalized):
+        postings = _finalized(book)
+        status = "succeeded" if book.total_cents <= 0 else book.payment_status
+        return replace(book, status="finalized", payment_status=status, finalized=tuple(postings)), postings
+    if isinstance(event, Invoice.Offset):
+        return replace(book, offset_cents=book.offset_cents + event.amount_cents), []
+    if isinstance(event, Invoice.Paid):
+        paid = book.paid_cents + event.amount_cents
+        status = "succeeded" if paid + book.offset_cents >= book.total_cents else book.payment_status
+        postings = [Posting("cash", event.amount_cents, 0, book.currency),
+                    Posting("receivable", 0, event.amount_cents, book.currency, book.customer_id)]
+        return replace(book, paid_cents=paid, payment_status=status), postings
+    if isinstance(event, Invoice.PaymentStatusChanged):
+        return _status_changed(book, event.payment_status)
+    if isinstance(event, Invoice.Voided):
+        reversed_ = [Posting(p.account, p.credit_cents, p.debit_cents, p.currency, p.customer_id) for p in book.finalized]
+        if book.settled_outside_cents:
+            reversed_ += _settled(book, -book.settled_outside_cents)
+        return replace(book, status="voided", settled_outside_cents=0), reversed_
+    if isinstance(event, Invoice.Deleted):
+        return replace(book, status="deleted"), []
+    return book, []
+
+
+def _finalized(book: Book) -> list[Posting]:
+    """Dr receivable (what is owed), discounts (coupons), customer credit (credit notes used);
+    Cr revenue per fee and tax payable per tax."""
+    figures = totals(book.fees, book.credits, book.coupons)
+    customer, currency = book.customer_id, book.currency
+    postings = [Posting(revenue_account(f), 0, f.amount_cents, currency) for f in book.fees if f.amount_cents]
+    postings += _taxes(tax_lines(book.fees), figures.taxes_amount_cents, currency, credit=True)
+    if figures.coupons_amount_cents:
+        postings.append(Posting("discounts", figures.coupons_amount_cents, 0, currency))
+    if figures.credit_notes_amount_cents:
+        postings.append(Posting("customer_credit", figures.credit_notes_amount_cents, 0, currency, customer))
+    postings.append(Posting("receivable", figures.total_amount_cents, 0, currency, customer))
+    return postings
+
+
+def _taxes(lines: Sequence[Any], total_cents: int, currency: str, *, credit: bool) -> list[Posting]:
+    """One posting per tax code; the rounding of the total (M2) goes to the largest."""
+    amounts = {line.code: round_cents(line.precise_amount_cents) for line in lines}
+    if amounts:
+        largest = max(amounts, key=lambda code: amounts[code])
+        amounts[largest] += total_cents - sum(amounts.values())
+    return [Posting(f"tax_payable:{code}", 0 if credit else cents, cents if credit else 0, currency)
+            for code, cents in amounts.items() if cents]
+
+
+def _status_changed(book: Book, status: str) -> tuple[Book, list[Posting]]:
+    """Marked paid with nothing recorded: what was due is settled in cash; marked unpaid again: undone."""
+    if book.status != "finalized":
+        return replace(book, payment_status=status), []
+    if status == "succeeded" and book.payment_status != "succeeded":
+        settled = book.due_cents
+        return replace(book, payment_status=status, settled_outside_cents=settled), _settled(book, settled)
+    if status != "succeeded" and book.payment_status == "succeeded" and book.settled_outside_cents:
+        undone = book.settled_outside_cents
+        return replace(book, payment_status=status, settled_outside_cents=0), _settled(book, -undone)
+    return replace(book, payment_status=status), []
+
+
+def _settled(book: Book, cents: int) -> list[Posting]:
+    if cents == 0:
+        return []
+    if cents > 0:
+        return [Posting("cash", cents, 0, book.currency), Posting("receivable", 0, cents, book.currency, book.customer_id)]
+    return [Posting("cash", 0, -cents, book.currency), Posting("receivable", -cents, 0, book.currency, book.customer_id)]
+
+
+@dataclass(frozen=True)
+class NoteBook:
+    """What the ledger keeps of one credit note between its events."""
+
+    customer_id: UUID
+    currency: str
+
+
+def post_credit_note(event: Any, book: NoteBook | None) -> tuple[NoteBook | None, list[Posting]]:
+    """A credit note gives back revenue and its taxes as credit, refund or offset of the receivable; voiding it
+    takes back the credit left; credit it gives back to a voided invoice's customer is the invoice's reversal."""
+    if isinstance(event, CreditNote.Created):
+        currency, customer = event.currency, event.customer_id
+        items_cents = sum(i.amount_cents for i in event.items)
+        credited = [replace(i.fee, amount_cents=i.amount_cents, precise_coupons_amount_cents=Decimal(0))
+                    for i in event.items]
+        postings = [Posting("revenue:credit_notes", items_cents, 0, currency)] if items_cents else []
+        postings += _taxes(tax_lines(credited), event.taxes_amount_cents, currency, credit=False)
+        split = event.split
+        for account, cents in (("customer_credit", split.credit_amount_cents),
+                               ("refunds_payable", split.refund_amount_cents),
+                               ("receivable", split.offset_amount_cents)):
+            if cents:
+                postings.append(Posting(account, 0, cents, currency, customer))
+        return NoteBook(customer, currency), postings
+    if isinstance(event, CreditNote.Voided) and book is not None and event.withdrawn_cents > 0:
+        return book, [Posting("customer_credit", event.withdrawn_cents, 0, book.currency, book.customer_id),
+                      Posting("credit_notes_withdrawn", 0, event.withdrawn_cents, book.currency)]
+    return book, []
