@@ -218,13 +218,35 @@ class Customer(CatalogItem):
             if self.applied_coupon_id not in aggregate.applied_coupon_ids:
                 aggregate.applied_coupon_ids = (*aggregate.applied_coupon_ids, self.applied_coupon_id)
 
+    class WalletOpened(CatalogItem.Event):
+        wallet_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.wallet_ids = (*aggregate.wallet_ids, self.wallet_id)
+            aggregate.wallets_opened += 1
+
+    class WalletClosed(CatalogItem.Event):
+        wallet_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.wallet_ids = tuple(i for i in aggregate.wallet_ids if i != self.wallet_id)
+
     def __init__(self, organization_id: UUID, definition: Any) -> None:
         super().__init__(organization_id, definition)
+        self.wallet_ids: tuple[UUID, ...] = ()  # active wallets (I4 step 6)
+        self.wallets_opened = 0
         self.subscription_ids: list[UUID] = []
         self.applied_coupon_ids: tuple[UUID, ...] = ()  # active applied coupons, oldest first (I4 step 3)
         self.coupon_counts: dict[str, int] = {}  # how often each coupon was applied, by coupon id
         self.sequential_id: int | None = None
         self.credit_note_ids: tuple[UUID, ...] = ()  # credit notes with credit left, oldest first (I4 step 5)
+
+    def wallet_opened(self, wallet_id: UUID) -> None:
+        self.trigger_event(Customer.WalletOpened, wallet_id=wallet_id)
+
+    def wallet_closed(self, wallet_id: UUID) -> None:
+        if wallet_id in self.wallet_ids:
+            self.trigger_event(Customer.WalletClosed, wallet_id=wallet_id)
 
     def coupon_applied(self, applied_coupon_id: UUID, coupon_id: UUID) -> None:
         self.trigger_event(Customer.CouponApplied, applied_coupon_id=applied_coupon_id, coupon_id=coupon_id)

@@ -23,6 +23,7 @@ from domain import identity
 from domain.applied_coupon import CouponUse
 from domain.errors import NotAllowed, NotFound, ValidationFailed
 from domain.fee import AppliedTax, Fee, round_cents
+from domain.wallet import WalletUse
 
 DRAFT, FINALIZED, VOIDED, DELETED = "draft", "finalized", "voided", "deleted"
 INVOICE_TYPES = ("subscription", "add_on", "credit", "one_off", "advance_charges", "progressive_billing")
@@ -128,12 +129,13 @@ def tax_lines(fees: Sequence[Fee]) -> tuple[TaxLine, ...]:
                  for t, base, precise in lines.values())
 
 
-def totals(fees: Sequence[Fee], credits: Sequence[AppliedCredit] = (), coupons: Sequence[CouponUse] = ()) -> Totals:
-    """I4 without wallets (not yet): coupons, then taxes on what they leave, rounded once over the invoice, then
-    credit notes."""
+def totals(fees: Sequence[Fee], credits: Sequence[AppliedCredit] = (), coupons: Sequence[CouponUse] = (),
+           prepaid: Sequence[WalletUse] = ()) -> Totals:
+    """I4 (without progressive-billing credits): coupons, then taxes on what they leave, rounded once over the
+    invoice, then credit notes, then wallets."""
     taxes = round_cents(sum((line.precise_amount_cents for line in tax_lines(fees)), Decimal(0)))
     return Totals(sum(f.amount_cents for f in fees), sum(c.amount_cents for c in coupons), taxes,
-                  sum(c.amount_cents for c in credits), 0)
+                  sum(c.amount_cents for c in credits), sum(w.amount_cents for w in prepaid))
 
 
 def total_due(total_amount_cents: int, status: str, payment_status: str, offset_amount_cents: int,
@@ -208,6 +210,7 @@ class Invoice(Aggregate):
         self.coupons: tuple[CouponUse, ...] = ()
         self.offset_amount_cents = 0
         self.paid_amount_cents = 0
+        self.prepaid: tuple[WalletUse, ...] = ()
         self.totals = totals(fees)
 
     @classmethod
@@ -274,19 +277,27 @@ class Invoice(Aggregate):
         self.fees = fees
         self.totals = totals(fees, self.credits, coupons)
 
-    def finalize(self, *, number: str, sequential_id: int, at: datetime, credits: Sequence[AppliedCredit] = ()) -> None:
-        """Number and freeze a draft, with the credit-note credit it consumes; issued invoices without a grace
-        period are finalized in the same save."""
+    def finalize(self, *, number: str, sequential_id: int, at: datetime, credits: Sequence[AppliedCredit] = (),
+                 prepaid: Sequence[WalletUse] = ()) -> None:
+        """Number and freeze a draft, with the credit-note credit and wallet credits it consumes; issued invoices
+        without a grace period are finalized in the same save."""
         if self.status != DRAFT:
             raise InvoiceNotDraft(f"invoice {self.id} is {self.status}")
         if credits:
             self._credited(credits=tuple(credits))
+        if prepaid:
+            self._prepaid(uses=tuple(prepaid))
         self._finalized(number=number, sequential_id=sequential_id, finalized_at=at)
 
     @event("Credited")
     def _credited(self, credits: tuple[AppliedCredit, ...]) -> None:
         self.credits = credits
         self.totals = totals(self.fees, credits, self.coupons)
+
+    @event("Prepaid")
+    def _prepaid(self, uses: tuple[WalletUse, ...]) -> None:
+        self.prepaid = uses
+        self.totals = totals(self.fees, self.credits, self.coupons, uses)
 
     def offset(self, credit_note_id: UUID, amount_cents: int) -> None:
         """A credit note lowers what is still due on this invoice (its ``offset`` part)."""

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4, uuid5
@@ -23,7 +23,6 @@ from eventsourcing.domain import Aggregate
 
 from domain.add_on import AddOn
 from domain.advance_charge import AdvanceUsage, ChargeMeter, rise_amount
-from domain.coupon_commands import CouponCommands
 from domain.credit_note import (
     CreditNote,
     CreditNoteNotFound,
@@ -44,6 +43,7 @@ from domain.invoice import (
     Invoice,
     InvoiceNotDraft,
     InvoiceNotFound,
+    InvoiceNotVoidable,
     Provenance,
     digest,
     invoice_number,
@@ -69,8 +69,10 @@ from domain.plan import Plan, PlanNotFound
 from domain.pricing import fee_cents, precise_cents
 from domain.sequence import Sequence as NumberSequence
 from domain.sequence import SequenceNotFound
-from domain.subscription import Subscription, SubscriptionNotFound
+from domain.subscription import Subscription, SubscriptionNotFound, billing_period
 from domain.usage import NO_FILTER, bucket_properties, group_values
+from domain.wallet import Wallet, WalletNotFound, cents_to_credits, credits_to_cents
+from domain.wallet_commands import SPENDING_INVOICE_TYPES, WalletCommands, credits_value
 
 _INSTANT = timedelta(microseconds=1)
 _remembered: ContextVar[dict[UUID, Any] | None] = ContextVar("tally_remembered_aggregates", default=None)
@@ -83,7 +85,7 @@ class NothingToInvoice(RuleViolated):
     field = "usage"
 
 
-class InvoiceCommands(CouponCommands):
+class InvoiceCommands(WalletCommands):
     @contextmanager
     def remembering(self) -> Iterator[None]:
         """For one scheduler pass: plans and organizations are loaded once, not once per invoice.
@@ -499,10 +501,13 @@ class InvoiceCommands(CouponCommands):
     def void_invoice(self, organization_id: UUID, invoice_id: UUID, now: datetime) -> None:
         """Void a finalized invoice; the coupons it took are given back (as Lago)."""
         invoice = self.invoice(organization_id, invoice_id)
+        if invoice.invoice_type == "credit":
+            raise InvoiceNotVoidable(f"invoice {invoice.id} bought wallet credits: void the credits instead")
         invoice.void(now)
         changed: list[Aggregate] = [invoice]
         self._give_back_coupons(invoice, changed)
         self._give_back_credit(invoice, changed)
+        self._give_back_wallets(invoice, changed, now)
         self._save(*_unique(changed))
 
     def _give_back_credit(self, invoice: Invoice, changed: list[Aggregate]) -> None:
@@ -527,7 +532,8 @@ class InvoiceCommands(CouponCommands):
                        metadata: Mapping[str, str | None] | None) -> None:
         invoice = self.invoice(organization_id, invoice_id)
         invoice.update(payment_status=payment_status, metadata=metadata)
-        self._save(invoice)
+        settled = self._settle_purchase(invoice, datetime.now(UTC))
+        self._save(invoice, *([settled] if settled else []))
 
     def record_payment(self, organization_id: UUID, changes: Mapping[str, Any], now: datetime) -> UUID:
         """POST /payments: a manual payment of part or all of an invoice's due amount. The same invoice and
@@ -548,8 +554,9 @@ class InvoiceCommands(CouponCommands):
                           customer_id=invoice.customer_id, invoice_number=invoice.number or "", amount_cents=int(amount),
                           currency=invoice.currency, paid_at=paid_at)
         invoice.pay(payment.id, int(amount))
+        settled = self._settle_purchase(invoice, paid_at if isinstance(paid_at, datetime) else now)
         try:
-            self._save(payment, invoice)
+            self._save(payment, invoice, *([settled] if settled else []))
         except ConcurrentWrite:
             if self._exists(payment.id):
                 raise ValidationFailed({"reference": ["value_already_exist"]}) from None
@@ -565,6 +572,132 @@ class InvoiceCommands(CouponCommands):
         except AggregateNotFoundError:
             return False
         return True
+
+    # --- wallets: credits in --------------------------------------------------------------------
+
+    def create_wallet(self, organization_id: UUID, changes: Mapping[str, Any], now: datetime) -> UUID:
+        """POST /wallets: a wallet, with its first paid and granted credits if sent."""
+        wallet, customer = self._open_wallet(organization_id, changes, now)
+        changed: list[Aggregate] = [wallet, customer]
+        problems = Problems()
+        paid = credits_value(changes.get("paid_credits"), "paid_credits", problems)
+        granted = credits_value(changes.get("granted_credits"), "granted_credits", problems)
+        problems.raise_if_any()
+        self._top_up(wallet, customer, paid, granted, Decimal(0), now, changed, source="manual",
+                     name=changes.get("transaction_name"))
+        self._save(*_unique(changed))
+        return wallet.id
+
+    def top_up_wallet(self, organization_id: UUID, changes: Mapping[str, Any], now: datetime,
+                      source: str = "manual") -> list[UUID]:
+        """POST /wallet_transactions: paid credits (a credit invoice), granted credits, voided credits."""
+        problems = Problems()
+        try:
+            wallet_id = UUID(str(changes.get("wallet_id")))
+        except ValueError:
+            raise WalletNotFound(key=changes.get("wallet_id")) from None
+        paid = credits_value(changes.get("paid_credits"), "paid_credits", problems)
+        granted = credits_value(changes.get("granted_credits"), "granted_credits", problems)
+        voided = credits_value(changes.get("voided_credits"), "voided_credits", problems)
+        problems.raise_if_any()
+        wallet = self.wallet(organization_id, wallet_id)
+        customer = self._load(wallet.customer_id, Customer, CustomerNotFound)
+        changed: list[Aggregate] = [wallet]
+        made = self._top_up(wallet, customer, paid, granted, voided, now, changed, source=source,
+                            name=changes.get("name"))
+        self._save(*_unique(changed))
+        return made
+
+    def _top_up(self, wallet: Wallet, customer: Customer, paid: Decimal, granted: Decimal, voided: Decimal,
+                now: datetime, changed: list[Aggregate], *, source: str, name: Any) -> list[UUID]:
+        exponent = minor_unit_exponent(wallet.currency)
+        made: list[UUID] = []
+        if paid > 0:
+            cents = credits_to_cents(paid, wallet.rate_amount, exponent)
+            terms = wallet.terms
+            if ((terms.paid_top_up_min_amount_cents and cents < terms.paid_top_up_min_amount_cents)
+                    or (terms.paid_top_up_max_amount_cents and cents > terms.paid_top_up_max_amount_cents)):
+                raise ValidationFailed({"paid_credits": ["amount_out_of_range"]})
+            transaction_id = wallet.next_transaction_id()
+            invoice = self._credit_invoice(wallet, customer, transaction_id, paid, cents, now)
+            made.append(wallet.purchase(cents, invoice.id, now, source=source, name=name))
+            changed.append(invoice)
+            changed.extend(self._finalize(invoice, customer, self._load_rarely_changed(
+                wallet.organization_id, Organization, OrganizationNotFound), now))
+            if not wallet.terms.invoice_requires_successful_payment or invoice.payment_status == "succeeded":
+                wallet.settle(transaction_id, now)
+        if granted > 0:
+            made.append(wallet.grant(credits_to_cents(granted, wallet.rate_amount, exponent), now, source=source,
+                                     name=name))
+        if voided > 0:
+            made.append(wallet.void_credits(credits_to_cents(voided, wallet.rate_amount, exponent), now))
+        return made
+
+    def apply_wallet_rules(self, organization_id: UUID, wallet_id: UUID, now: datetime) -> list[UUID]:
+        """Recurring top-ups: an ``interval`` rule tops up once per interval from its start; a ``threshold`` rule
+        when the balance is at or below its threshold and no purchase of its own is pending. ``target`` tops
+        paid credits up to the target balance. Returns the transactions made."""
+        wallet = self.wallet(organization_id, wallet_id)
+        if wallet.status != "active":
+            return []
+        customer = self._load(wallet.customer_id, Customer, CustomerNotFound)
+        exponent = minor_unit_exponent(wallet.currency)
+        made: list[UUID] = []
+        changed: list[Aggregate] = [wallet]
+        for rule in wallet.terms.recurring_rules:
+            balance = cents_to_credits(wallet.balance_cents, wallet.rate_amount, exponent)
+            source = rule.trigger
+            if rule.trigger == "interval":
+                if rule.interval is None or rule.started_at is None or now < rule.started_at:
+                    continue
+                period = billing_period(interval=rule.interval, billing_time="anniversary",
+                                        subscription_at=rule.started_at, started_at=rule.started_at, timezone="UTC",
+                                        at=now)
+                if any(t.source == "interval" and t.created_at >= period.starts_at for t in wallet.transactions):
+                    continue
+            else:
+                pending = any(t.source == "threshold" and t.status == "pending" for t in wallet.transactions)
+                if pending or rule.threshold_credits is None or balance > rule.threshold_credits:
+                    continue
+            paid = rule.paid_credits
+            if rule.method == "target" and rule.target_ongoing_balance is not None:
+                paid = max(rule.target_ongoing_balance - balance, Decimal(0))
+            made += self._top_up(wallet, customer, paid, rule.granted_credits, Decimal(0), now, changed,
+                                 source=source, name=None)
+        if made:
+            self._save(*_unique(changed))
+        return made
+
+    def _credit_invoice(self, wallet: Wallet, customer: Customer, transaction_id: UUID, credits: Decimal, cents: int,
+                        now: datetime) -> Invoice:
+        """The invoice of purchased credits (``invoice_type`` credit, no taxes, finalized at once)."""
+        key = f"wallet/{wallet.id}/{transaction_id}"
+        invoice_id = Invoice.create_id(wallet.organization_id, key)
+        organization = self._load_rarely_changed(wallet.organization_id, Organization, OrganizationNotFound)
+        fee = Fee(id=uuid5(invoice_id, "credit"), fee_type="credit", item_id=wallet.id,
+                  item_code=wallet.terms.code or "credits", item_name=wallet.terms.name or "Prepaid credits",
+                  amount_cents=cents, precise_amount_cents=Decimal(cents), units=credits,
+                  unit_amount_cents=round_cents(Decimal(cents) / credits) if credits else 0,
+                  precise_unit_amount=wallet.rate_amount * (Decimal(10) ** minor_unit_exponent(wallet.currency)),
+                  currency=wallet.currency)
+        return Invoice.issue(
+            organization_id=wallet.organization_id, key=key, customer_id=customer.id, invoice_type="credit",
+            currency=wallet.currency, issuing_date=now.astimezone(ZoneInfo(self._timezone(customer))).date(),
+            net_payment_term=_net_payment_term(customer, organization), billing_periods=(), fees=(fee,),
+            provenance=Provenance(0, 0, digest({"key": key, "credits": str(credits), "cents": cents})),
+        )
+
+    def _settle_purchase(self, invoice: Invoice, now: datetime) -> Wallet | None:
+        """A credit invoice now paid settles its wallet's pending purchase."""
+        kind, _, rest = invoice.key.partition("/")
+        if invoice.invoice_type != "credit" or kind != "wallet" or invoice.payment_status != "succeeded":
+            return None
+        wallet_id, _, transaction_id = rest.partition("/")
+        wallet = self._load(UUID(wallet_id), Wallet, WalletNotFound)
+        if wallet.transaction(UUID(transaction_id)).status != "pending":
+            return None
+        wallet.settle(UUID(transaction_id), now)
+        return wallet
 
     def credit_note(self, organization_id: UUID, credit_note_id: UUID) -> CreditNote:
         return self._owned(organization_id, credit_note_id, CreditNote, CreditNoteNotFound)
@@ -604,12 +737,13 @@ class InvoiceCommands(CouponCommands):
             number = invoice_number(prefix, customer.sequential_id or 0, sequential_id)
         self._take_coupons(invoice, customer, changed, now)
         credits = self._spend_credit(invoice, customer, changed)
-        invoice.finalize(number=number, sequential_id=sequential_id, at=now, credits=credits)
+        prepaid = self._spend_wallets(invoice, customer, credits, changed, now)
+        invoice.finalize(number=number, sequential_id=sequential_id, at=now, credits=credits, prepaid=prepaid)
         return changed
 
     def _spend_credit(self, invoice: Invoice, customer: Customer, changed: list[Aggregate]) -> list[AppliedCredit]:
         """The customer's credit notes in the invoice's currency, oldest first, consume what it owes."""
-        owed = invoice.totals.total_amount_cents
+        owed = invoice.totals.total_amount_cents if invoice.invoice_type in SPENDING_INVOICE_TYPES else 0
         credits: list[AppliedCredit] = []
         for credit_note_id in customer.credit_note_ids:
             if owed <= 0:

@@ -10,7 +10,10 @@ Accounts (``customer_id`` set on the per-customer ones):
 * ``customer_credit`` — credit notes' credit a customer may still use (credit balance);
 * ``refunds_payable`` — credit notes' refunds owed to a customer (credit);
 * ``cash`` — payments received, and invoices marked paid outside Tally (debit);
-* ``credit_notes_withdrawn`` — credit taken back by voiding a credit note (credit).
+* ``credit_notes_withdrawn`` — credit taken back by voiding a credit note (credit);
+* ``prepaid_credit`` — wallet credits a customer holds (credit balance); ``prepaid_credit_pending`` — credits
+  invoiced but not settled yet; ``promotions`` — credits granted for free (debit); ``prepaid_credit_voided`` and
+  ``prepaid_credit_expired`` — credits taken out of a wallet or forfeited with it (credit).
 
 Consuming a credit note is posted with the invoice that consumes it; a payment with its invoice's ``Paid``.
 ``post`` (invoices) and ``post_credit_note`` are pure folds: given an event and what the books know of its invoice (a ``Book``), it returns the book
@@ -31,6 +34,7 @@ from domain.applied_coupon import CouponUse
 from domain.credit_note import CreditNote
 from domain.fee import Fee, round_cents
 from domain.invoice import AppliedCredit, Invoice, tax_lines, total_due, totals
+from domain.wallet import GIVEN_BACK, Wallet, WalletUse
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class Book:
     fees: tuple[Fee, ...] = ()
     coupons: tuple[CouponUse, ...] = ()
     credits: tuple[AppliedCredit, ...] = ()
+    prepaid: tuple[WalletUse, ...] = ()
     status: str = "draft"
     payment_status: str = "pending"
     paid_cents: int = 0
@@ -60,7 +65,7 @@ class Book:
 
     @property
     def total_cents(self) -> int:
-        return totals(self.fees, self.credits, self.coupons).total_amount_cents
+        return totals(self.fees, self.credits, self.coupons, self.prepaid).total_amount_cents
 
     @property
     def due_cents(self) -> int:
@@ -80,6 +85,8 @@ def revenue_account(fee: Fee) -> str:
         return f"revenue:charge:{fee.item_code}"
     if fee.fee_type == "add_on":
         return f"revenue:add_on:{fee.item_code}"
+    if fee.fee_type == "credit":
+        return "prepaid_credit_pending"  # purchased credits are a liability until used, not revenue
     return f"revenue:{fee.fee_type}"
 
 
@@ -95,6 +102,8 @@ def post(event: Any, book: Book | None) -> tuple[Book | None, list[Posting]]:
         return replace(book, fees=event.fees, coupons=event.coupons), []
     if isinstance(event, Invoice.Credited):
         return replace(book, credits=event.credits), []
+    if isinstance(event, Invoice.Prepaid):
+        return replace(book, prepaid=event.uses), []
     if isinstance(event, Invoice.Finalized):
         postings = _finalized(book)
         status = "succeeded" if book.total_cents <= 0 else book.payment_status
@@ -122,7 +131,7 @@ def post(event: Any, book: Book | None) -> tuple[Book | None, list[Posting]]:
 def _finalized(book: Book) -> list[Posting]:
     """Dr receivable (what is owed), discounts (coupons), customer credit (credit notes used);
     Cr revenue per fee and tax payable per tax."""
-    figures = totals(book.fees, book.credits, book.coupons)
+    figures = totals(book.fees, book.credits, book.coupons, book.prepaid)
     customer, currency = book.customer_id, book.currency
     postings = [Posting(revenue_account(f), 0, f.amount_cents, currency) for f in book.fees if f.amount_cents]
     postings += _taxes(tax_lines(book.fees), figures.taxes_amount_cents, currency, credit=True)
@@ -130,6 +139,8 @@ def _finalized(book: Book) -> list[Posting]:
         postings.append(Posting("discounts", figures.coupons_amount_cents, 0, currency))
     if figures.credit_notes_amount_cents:
         postings.append(Posting("customer_credit", figures.credit_notes_amount_cents, 0, currency, customer))
+    if figures.prepaid_credit_amount_cents:
+        postings.append(Posting("prepaid_credit", figures.prepaid_credit_amount_cents, 0, currency, customer))
     postings.append(Posting("receivable", figures.total_amount_cents, 0, currency, customer))
     return postings
 
@@ -194,3 +205,49 @@ def post_credit_note(event: Any, book: NoteBook | None) -> tuple[NoteBook | None
         return book, [Posting("customer_credit", event.withdrawn_cents, 0, book.currency, book.customer_id),
                       Posting("credit_notes_withdrawn", 0, event.withdrawn_cents, book.currency)]
     return book, []
+
+
+@dataclass(frozen=True)
+class WalletBook:
+    """What the ledger keeps of one wallet: whose it is, and purchases waiting to settle."""
+
+    customer_id: UUID
+    currency: str
+    pending: tuple[tuple[UUID, int], ...] = ()
+
+
+def post_wallet(event: Any, book: WalletBook | None) -> tuple[WalletBook | None, list[Posting]]:
+    """Granted credits are a promotion owed to the customer; purchased ones move from pending to held when settled;
+    voided and forfeited credits leave the liability. Consumption and give-backs are posted with their invoices."""
+    if isinstance(event, Wallet.Opened):
+        return WalletBook(event.customer_id, event.currency), []
+    if book is None:
+        return None, []
+    currency, customer = book.currency, book.customer_id
+    if isinstance(event, Wallet.Moved):
+        t = event.transaction
+        if t.transaction_type == "inbound" and t.transaction_status == "purchased" and t.status == "pending":
+            return replace(book, pending=(*book.pending, (t.id, t.amount_cents))), []
+        if t.transaction_type == "inbound" and t.transaction_status == "granted" and t.source != GIVEN_BACK:
+            return book, _pair("promotions", "prepaid_credit", t.amount_cents, currency, customer, credit_customer=True)
+        if t.transaction_type == "outbound" and t.transaction_status == "voided":
+            return book, _pair("prepaid_credit", "prepaid_credit_voided", t.amount_cents, currency, customer,
+                               credit_customer=False)
+        return book, []
+    if isinstance(event, Wallet.Settled):
+        amount = dict(book.pending).get(event.transaction_id, 0)
+        remaining = tuple(p for p in book.pending if p[0] != event.transaction_id)
+        return replace(book, pending=remaining), _pair("prepaid_credit_pending", "prepaid_credit", amount, currency,
+                                                       customer, credit_customer=True)
+    if isinstance(event, Wallet.Terminated):
+        return book, _pair("prepaid_credit", "prepaid_credit_expired", event.forfeited_cents, currency, customer,
+                           credit_customer=False)
+    return book, []
+
+
+def _pair(debit: str, credit: str, cents: int, currency: str, customer: UUID, *, credit_customer: bool) -> list[Posting]:
+    """Two postings of ``cents``; the prepaid-credit side names the customer."""
+    if cents <= 0:
+        return []
+    return [Posting(debit, cents, 0, currency, None if credit_customer else customer),
+            Posting(credit, 0, cents, currency, customer if credit_customer else None)]

@@ -126,6 +126,7 @@ def invoice_document(invoice: Document[InvoiceRecord], organization: Organizatio
         billing_period=_period(period.charges_from_at or period.subscription_from_at,
                                period.charges_to_at or period.subscription_to_at, timezone) if period else None,
         footer=settings.billing_configuration.invoice_footer,
+        prepaid_amount_cents=record.totals.prepaid_credit_amount_cents,
     )
 
 

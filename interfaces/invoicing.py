@@ -48,6 +48,7 @@ class InvoicingPass:
     finished: int = 0
     finalized: int = 0
     in_advance: int = 0
+    top_ups: int = 0
     failed: int = 0
 
     @property
@@ -194,6 +195,9 @@ class Invoicing:
                 with self._readers.freshness.read_scope(), self._billing.remembering():
                     if not self._round(done, now, on_progress):
                         break
+            for organization_id, wallet_id in self._readers.wallets.with_rules():
+                done.top_ups += len(self._attempt(
+                    done, lambda o=organization_id, w=wallet_id: self._billing.apply_wallet_rules(o, w, now)) or [])
             for organization_id, invoice_id in self._readers.invoices.drafts_due(now.date()):
                 if self._attempt(done, lambda o=organization_id, i=invoice_id: self.finalize(o, i, now)) is not None:
                     done.finalized += 1

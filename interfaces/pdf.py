@@ -76,6 +76,7 @@ class InvoiceDocument:
     status: str = "finalized"
     billing_period: str | None = None
     footer: str | None = None
+    prepaid_amount_cents: int = 0
 
 
 def render_invoice(document: InvoiceDocument) -> bytes:
@@ -302,6 +303,8 @@ class _InvoicePdf(FPDF):
         rows.append(("Total taxes", document.taxes_amount_cents))
         if document.credits_amount_cents:
             rows.append(("Credit notes", -document.credits_amount_cents))
+        if document.prepaid_amount_cents:
+            rows.append(("Prepaid credits", -document.prepaid_amount_cents))
         width = sum(_COLUMNS[1:])
         left = self.w - _MARGIN - width
         self.ln(4)

@@ -77,6 +77,7 @@ from projections.subscriptions import (
 )
 from projections.usage import USAGE_READS, Usage, UsageView
 from projections.usage_reader import UsageReader
+from projections.wallets import WalletRecord, Wallets, WalletsReader, WalletsView
 
 APPLICATIONS: tuple[type[Application[Any]], ...] = (Billing, Metering)
 MIGRATION_LOCK = 7_242_001  # pg_advisory_lock key: one migration at a time per database
@@ -140,6 +141,7 @@ def all_projections() -> list[Projection[Any]]:
         AppliedCoupons(AppliedCouponsView()),
         Payments(PaymentsView()),
         Ledger(LedgerView()),
+        Wallets(WalletsView()),
     ]
 
 
@@ -239,6 +241,7 @@ def open_store(
         applied_coupons=AppliedCouponsReader(pool, freshness, "applied_coupons", AppliedCouponsView,
                                              AppliedCouponRecord),
         ledger=LedgerReader(pool, freshness),
+        wallets=WalletsReader(pool, freshness, "wallets", WalletsView, WalletRecord),
         payments=PaymentsReader(pool, freshness, "payments", PaymentsView, PaymentRecord),
         credit_notes=CreditNotesReader(pool, freshness, "credit_notes", CreditNotesView, CreditNoteRecord),
         pool=pool,

@@ -31,6 +31,7 @@ from domain.invoice import (
     total_due,
     totals,
 )
+from domain.wallet import WalletUse
 from projections.documents import (
     Condition,
     Document,
@@ -68,10 +69,11 @@ class InvoiceRecord:
     offset_amount_cents: int = 0
     coupons: tuple[CouponUse, ...] = ()
     paid_amount_cents: int = 0
+    prepaid: tuple[WalletUse, ...] = ()
 
     @property
     def totals(self) -> Totals:
-        return totals(self.fees, self.credits, self.coupons)
+        return totals(self.fees, self.credits, self.coupons, self.prepaid)
 
     @property
     def external_subscription_ids(self) -> dict[UUID, str]:
@@ -188,6 +190,10 @@ class Invoices(Projection[InvoicesView]):
     @process_event.register
     def _(self, event: Invoice.Credited, tracking: Tracking) -> None:
         self._patch(event, tracking, credits=event.credits)
+
+    @process_event.register
+    def _(self, event: Invoice.Prepaid, tracking: Tracking) -> None:
+        self._patch(event, tracking, prepaid=event.uses)
 
     @process_event.register
     def _(self, event: Invoice.Offset, tracking: Tracking) -> None:

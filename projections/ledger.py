@@ -22,14 +22,25 @@ from psycopg_pool import ConnectionPool
 
 from domain.credit_note import CreditNote
 from domain.invoice import Invoice
-from domain.ledger import Book, NoteBook, Posting, post, post_credit_note
+from domain.ledger import (
+    Book,
+    NoteBook,
+    Posting,
+    WalletBook,
+    post,
+    post_credit_note,
+    post_wallet,
+)
+from domain.wallet import Wallet
 from projections.documents import jsonb
 from projections.freshness import Freshness
 from projections.projection import Projection, View
 
-_INVOICE_EVENTS = (Invoice.Issued, Invoice.Refreshed, Invoice.Discounted, Invoice.Credited, Invoice.Finalized,
+_INVOICE_EVENTS = (Invoice.Issued, Invoice.Refreshed, Invoice.Discounted, Invoice.Credited, Invoice.Prepaid,
+                   Invoice.Finalized,
                    Invoice.Offset, Invoice.Paid, Invoice.PaymentStatusChanged, Invoice.Voided, Invoice.Deleted)
 _NOTE_EVENTS = (CreditNote.Created, CreditNote.Voided)
+_WALLET_EVENTS = (Wallet.Opened, Wallet.Moved, Wallet.Settled, Wallet.Terminated)
 
 
 class LedgerView(View):
@@ -112,16 +123,17 @@ class Ledger(Projection[LedgerView]):
         """Other events move no money."""
 
     def _invoice(self, event: Any, tracking: Tracking) -> None:
-        organization_id = getattr(event, "organization_id", None) or self.view.organization_of(event.originator_id)
-        book = self.view.book(event.originator_id, Book)
-        after, postings = post(event, book)
-        self.view.keep(event.originator_id, organization_id, after)
-        self.view.enter(tracking.notification_id, organization_id, event.originator_id, type(event).__qualname__,
-                        postings, event.timestamp)
+        self._fold(event, tracking, post, Book)
 
     def _credit_note(self, event: Any, tracking: Tracking) -> None:
+        self._fold(event, tracking, post_credit_note, NoteBook)
+
+    def _wallet(self, event: Any, tracking: Tracking) -> None:
+        self._fold(event, tracking, post_wallet, WalletBook)
+
+    def _fold(self, event: Any, tracking: Tracking, rules: Any, kind: type[Any]) -> None:
         organization_id = getattr(event, "organization_id", None) or self.view.organization_of(event.originator_id)
-        after, postings = post_credit_note(event, self.view.book(event.originator_id, NoteBook))
+        after, postings = rules(event, self.view.book(event.originator_id, kind))
         self.view.keep(event.originator_id, organization_id, after)
         self.view.enter(tracking.notification_id, organization_id, event.originator_id, type(event).__qualname__,
                         postings, event.timestamp)
@@ -131,6 +143,8 @@ for _kind in _INVOICE_EVENTS:
     Ledger.process_event.register(_kind, Ledger._invoice)  # type: ignore[attr-defined]
 for _kind in _NOTE_EVENTS:
     Ledger.process_event.register(_kind, Ledger._credit_note)  # type: ignore[attr-defined]
+for _kind in _WALLET_EVENTS:
+    Ledger.process_event.register(_kind, Ledger._wallet)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""The ledger's rules over the Billing application in memory: any sequence of invoices, coupons, credit notes
-and payments keeps the books balanced, and each customer's receivable equals what their invoices still owe."""
+"""The ledger's rules over the Billing application in memory: any sequence of invoices, coupons, credit notes,
+wallet top-ups and consumption, and payments keeps the books balanced, each customer's receivable equal to what
+their invoices still owe, and their prepaid credit equal to their wallets' balances."""
 
 from __future__ import annotations
 
@@ -17,8 +18,17 @@ from domain.credit_note import CreditNote
 from domain.errors import BillingError
 from domain.fee import AppliedTax
 from domain.invoice import Invoice
-from domain.ledger import Book, NoteBook, Posting, balanced, post, post_credit_note
+from domain.ledger import (
+    Book,
+    NoteBook,
+    Posting,
+    balanced,
+    post,
+    post_credit_note,
+    post_wallet,
+)
 from domain.period_close import TaxTable
+from domain.wallet import Wallet
 
 START = datetime(2026, 4, 1, 9, tzinfo=UTC)
 VAT = AppliedTax(tax_id=UUID(int=7), code="vat", name="VAT", rate=Decimal("19.6"))
@@ -44,6 +54,7 @@ class World:
         self.invoices: list[UUID] = []
         self.notes: list[UUID] = []
         self.subscriptions: list[tuple[str, UUID]] = []
+        self.wallets: list[UUID] = []
         self.books: dict[UUID, Any] = {}
         self.postings: list[Posting] = []
         self.position = 0
@@ -103,6 +114,22 @@ class World:
         if self.invoices:
             self.billing.void_invoice(self.org, self.invoices[a % len(self.invoices)], self.now)
 
+    def wallet(self, customer: str, a: int, b: int) -> None:
+        self.wallets.append(self.billing.create_wallet(self.org, {
+            "external_customer_id": customer, "currency": "USD", "rate_amount": ("1", "0.5", "2.25")[b % 3],
+            "paid_credits": str(a % 20), "granted_credits": str(b % 7), "priority": a % 3,
+            "invoice_requires_successful_payment": b % 2 == 0}, self.now))
+
+    def top_up(self, customer: str, a: int, b: int) -> None:
+        if self.wallets:
+            kind = ("paid_credits", "granted_credits", "voided_credits")[b % 3]
+            self.billing.top_up_wallet(self.org, {"wallet_id": str(self.wallets[a % len(self.wallets)]),
+                                                  kind: str(1 + a % 30)}, self.now)
+
+    def end_wallet(self, customer: str, a: int, b: int) -> None:
+        if self.wallets:
+            self.billing.terminate_wallet(self.org, self.wallets[a % len(self.wallets)], self.now)
+
     def void_note(self, customer: str, a: int, b: int) -> None:
         notes = [e.originator_id for e in self._events() if isinstance(e, CreditNote.Created)]
         if notes:
@@ -125,6 +152,8 @@ class World:
                     self.invoices.append(event.originator_id) if event.originator_id not in self.invoices else None
             elif isinstance(event, CreditNote.Event):
                 self.books[event.originator_id], postings = post_credit_note(event, self.books.get(event.originator_id))
+            elif isinstance(event, Wallet.Event):
+                self.books[event.originator_id], postings = post_wallet(event, self.books.get(event.originator_id))
             else:
                 continue
             self.postings.extend(postings)
@@ -134,7 +163,7 @@ class World:
 
 OPERATIONS = st.tuples(
     st.sampled_from(["subscribe", "subscribe", "terminate", "one_off", "coupon", "pay", "pay", "mark", "void",
-                     "void_note"]),
+                     "void_note", "wallet", "top_up", "top_up", "end_wallet"]),
     st.integers(0, 50), st.integers(0, 50))
 
 
@@ -159,6 +188,15 @@ def test_any_sequence_keeps_the_books_balanced_and_receivables_equal_to_what_is_
             if invoice is not None and invoice.status == "finalized":
                 due[invoice.customer_id] += invoice.total_due_amount_cents
         assert {k: v for k, v in receivable.items() if v} == {k: v for k, v in due.items() if v}
+        held: dict[UUID | None, int] = defaultdict(int)
+        for p in world.postings:
+            if p.account == "prepaid_credit":
+                held[p.customer_id] += p.credit_cents - p.debit_cents
+        balances: dict[UUID | None, int] = defaultdict(int)
+        for wallet_id in world.wallets:
+            wallet = world.billing.wallet(world.org, wallet_id)
+            balances[wallet.customer_id] += wallet.balance_cents
+        assert {k: v for k, v in held.items() if v} == {k: v for k, v in balances.items() if v}
         assert sum(p.debit_cents for p in world.postings) == sum(p.credit_cents for p in world.postings)
     world.billing.close()
 

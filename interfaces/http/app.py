@@ -29,6 +29,7 @@ from interfaces.http import (
     payments,
     plans,
     taxes,
+    wallets,
 )
 from interfaces.http.auth import Authentication
 from interfaces.http.billable_metrics import EvaluateExpressionResource
@@ -64,6 +65,7 @@ from projections.organizations import OrganizationsReader
 from projections.payments import PaymentsReader
 from projections.subscriptions import CustomersReader, SubscriptionsReader
 from projections.usage_reader import UsageReader
+from projections.wallets import WalletsReader
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 
@@ -88,6 +90,7 @@ class Readers:
     applied_coupons: AppliedCouponsReader
     payments: PaymentsReader
     ledger: LedgerReader
+    wallets: WalletsReader
     pool: Any = None  # the read pool, for files kept beside the views
 
 
@@ -162,6 +165,7 @@ def create_app(
         *applied_coupons.resources(billing, readers.applied_coupons, readers.customers, clock),
         *payments.resources(billing, readers.payments, readers.customers, clock),
         *ledger.resources(readers.ledger, readers.customers, readers.invoices, clock),
+        *wallets.resources(billing, readers.wallets, readers.customers, readers.subscriptions, readers.usage, clock),
     ]
     operations = [op for resource in resources for op in resource.operations]
     resources.append(OpenApiResource(operations))

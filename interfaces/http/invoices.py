@@ -266,7 +266,8 @@ class InvoicePresenter:
             sub_total_excluding_taxes_amount_cents=record.totals.sub_total_excluding_taxes_amount_cents,
             sub_total_including_taxes_amount_cents=record.totals.sub_total_including_taxes_amount_cents,
             total_amount_cents=total, total_due_amount_cents=record.total_due_amount_cents, total_paid_amount_cents=paid,
-            total_offsetted_credit_note_amount_cents=record.offset_amount_cents, prepaid_credit_amount_cents=0,
+            total_offsetted_credit_note_amount_cents=record.offset_amount_cents,
+            prepaid_credit_amount_cents=record.totals.prepaid_credit_amount_cents,
             prepaid_granted_credit_amount_cents=0, prepaid_purchased_credit_amount_cents=0,
             file_url=f"{self._base_url}/api/v1/invoices/{lago_id}/file.pdf" if record.file_key else None,
             xml_url=None, web_url=None, version_number=4, self_billed=False,
@@ -302,7 +303,7 @@ class InvoicePresenter:
             "item": {"lago_item_id": str(c.credit_note_id), "type": "credit_note", "code": c.number, "name": c.number,
                      "description": None},
             "invoice": {"lago_id": lago_id, "payment_status": record.payment_status},
-        } for c in record.credits]
+        } for c in record.credits]  # wallets are not credits in Lago's shape: see prepaid_credit_amount_cents
         invoice.error_details = []
         invoice.applied_invoice_custom_sections = []
         invoice.applied_usage_thresholds = []
