@@ -19,6 +19,7 @@ from interfaces.billing_cache import BillingCache
 from interfaces.group_commit import GroupCommitter
 from interfaces.http import (
     add_ons,
+    analytics,
     applied_coupons,
     billable_metrics,
     coupons,
@@ -166,6 +167,7 @@ def create_app(
         *payments.resources(billing, readers.payments, readers.customers, clock),
         *ledger.resources(readers.ledger, readers.customers, readers.invoices, clock),
         *wallets.resources(billing, readers.wallets, readers.customers, readers.subscriptions, readers.usage, clock),
+        *analytics.resources(readers.invoices, readers.customers, readers.plans, clock),
     ]
     operations = [op for resource in resources for op in resource.operations]
     resources.append(OpenApiResource(operations))
