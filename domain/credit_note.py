@@ -9,7 +9,7 @@ Its number is the invoice's number with ``-CN`` and the note's place on that inv
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -18,7 +18,7 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from domain import identity
-from domain.errors import NotAllowed, NotFound
+from domain.errors import NotAllowed, NotFound, Problems
 from domain.fee import Fee, round_cents
 from domain.periods import Period
 from domain.subscription_fee import unused_window
@@ -45,10 +45,15 @@ class CreditNoteItem:
     fee: Fee
     amount_cents: int
     precise_amount_cents: Decimal
+    precise_coupons_cents: Decimal = Decimal(0)  # the fee's coupon share of this amount, not given back (I5)
+
+    @property
+    def taxable_cents(self) -> Decimal:
+        return Decimal(self.amount_cents) - self.precise_coupons_cents
 
     @property
     def taxes_precise_amount_cents(self) -> Decimal:
-        return Decimal(self.amount_cents) * self.fee.taxes_rate / 100
+        return self.taxable_cents * self.fee.taxes_rate / 100
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,64 @@ def credit_note_number(invoice_number: str, sequence: int) -> str:
 def taxes_cents(items: Sequence[CreditNoteItem]) -> int:
     """The items' taxes, summed unrounded and rounded once (as an invoice's)."""
     return round_cents(sum((i.taxes_precise_amount_cents for i in items), Decimal(0)))
+
+
+def coupons_adjustment_cents(items: Sequence[CreditNoteItem]) -> int:
+    """The coupons' share of the items, which the note does not give back."""
+    return round_cents(sum((i.precise_coupons_cents for i in items), Decimal(0)))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a credit note with these items would give back, and the most each part of it could be (I5)."""
+
+    items: tuple[CreditNoteItem, ...]
+    sub_total_cents: int
+    coupons_adjustment_cents: int
+    taxes_cents: int
+    max_refundable_cents: int
+    max_offsettable_cents: int
+
+    @property
+    def total_cents(self) -> int:
+        return self.sub_total_cents + self.taxes_cents
+
+
+def estimate(fees: Sequence[Fee], credited: Mapping[UUID, int], requested: Sequence[tuple[UUID, int]],
+             paid_cents: int, due_cents: int, note_id: UUID) -> Estimate:
+    """Items of a credit note on an invoice's fees: each at most what is left of its fee to credit, with the fee's
+    coupon share removed and its taxes recomputed (I5). Refunds are limited to what was paid, offsets to what is due."""
+    problems = Problems()
+    by_id = {fee.id: fee for fee in fees}
+    items: list[CreditNoteItem] = []
+    problems.check(bool(requested), "items", "value_is_mandatory")
+    for index, (fee_id, amount) in enumerate(requested):
+        fee = by_id.get(fee_id)
+        if fee is None:
+            problems.add(f"items.{index}.fee_id", "fee_not_found")
+            continue
+        left = fee.amount_cents - credited.get(fee_id, 0)
+        if amount <= 0 or amount > left:
+            problems.add(f"items.{index}.amount_cents", "higher_than_creditable_fee_amount")
+            continue
+        share = fee.precise_coupons_amount_cents * amount / fee.amount_cents if fee.amount_cents else Decimal(0)
+        items.append(CreditNoteItem(id=uuid5(note_id, f"item/{index}"), fee=fee, amount_cents=amount,
+                                    precise_amount_cents=Decimal(amount), precise_coupons_cents=share))
+    problems.raise_if_any()
+    adjustment = coupons_adjustment_cents(items)
+    return Estimate(tuple(items), sum(i.amount_cents for i in items) - adjustment, adjustment, taxes_cents(items),
+                    max(paid_cents, 0), max(due_cents, 0))
+
+
+def manual_split(found: Estimate, credit: int, refund: int, offset: int) -> Split:
+    """Lago's rule: credit + refund + offset is the note's total within a cent; refund ≤ paid, offset ≤ due."""
+    problems = Problems()
+    if abs(credit + refund + offset - found.total_cents) > 1 or min(credit, refund, offset) < 0:
+        problems.add("base", "does_not_match_item_amounts")
+    problems.check(refund <= found.max_refundable_cents, "refund_amount_cents", "higher_than_remaining_invoice_amount")
+    problems.check(offset <= found.max_offsettable_cents, "offset_amount_cents", "higher_than_remaining_invoice_amount")
+    problems.raise_if_any()
+    return Split(credit, refund, offset)
 
 
 def split(total_cents: int, policy: str, *, paid_cents: int, due_cents: int) -> Split:
@@ -155,8 +218,12 @@ class CreditNote(Aggregate):
         self.voided_at: datetime | None = None
 
     @property
+    def coupons_adjustment_amount_cents(self) -> int:
+        return coupons_adjustment_cents(self.items)
+
+    @property
     def sub_total_excluding_taxes_amount_cents(self) -> int:
-        return sum(i.amount_cents for i in self.items)
+        return sum(i.amount_cents for i in self.items) - self.coupons_adjustment_amount_cents
 
     @property
     def total_amount_cents(self) -> int:

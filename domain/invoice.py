@@ -211,6 +211,7 @@ class Invoice(Aggregate):
         self.offset_amount_cents = 0
         self.paid_amount_cents = 0
         self.prepaid: tuple[WalletUse, ...] = ()
+        self.credited: dict[UUID, int] = {}  # per fee, what credit notes gave back of it (pre-tax)
         self.totals = totals(fees)
 
     @classmethod
@@ -298,6 +299,18 @@ class Invoice(Aggregate):
     def _prepaid(self, uses: tuple[WalletUse, ...]) -> None:
         self.prepaid = uses
         self.totals = totals(self.fees, self.credits, self.coupons, uses)
+
+    def record_credit_note(self, credit_note_id: UUID, amounts: Sequence[tuple[UUID, int]]) -> None:
+        """A credit note gave back these amounts of these fees: later notes can give back only the rest."""
+        if self.status != FINALIZED:
+            raise ValidationFailed({"invoice_id": ["invalid_status"]})
+        if amounts:
+            self._fees_credited(credit_note_id=credit_note_id, amounts=tuple(amounts))
+
+    @event("FeesCredited")
+    def _fees_credited(self, credit_note_id: UUID, amounts: tuple[tuple[UUID, int], ...]) -> None:
+        for fee_id, cents in amounts:
+            self.credited[fee_id] = self.credited.get(fee_id, 0) + cents
 
     def offset(self, credit_note_id: UUID, amount_cents: int) -> None:
         """A credit note lowers what is still due on this invoice (its ``offset`` part)."""

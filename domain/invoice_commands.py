@@ -24,9 +24,13 @@ from eventsourcing.domain import Aggregate
 from domain.add_on import AddOn
 from domain.advance_charge import AdvanceUsage, ChargeMeter, rise_amount
 from domain.credit_note import (
+    REASONS,
     CreditNote,
     CreditNoteNotFound,
+    Estimate,
     credit_note_number,
+    estimate,
+    manual_split,
     split,
     termination_item,
 )
@@ -349,13 +353,13 @@ class InvoiceCommands(WalletCommands):
             reason="order_change" if facts.upgraded else "order_cancellation", description=None, items=items,
             taxes_amount_cents=taxes, split=parts,
         )
-        changed: list[Aggregate] = [note, numbers]
+        invoice.record_credit_note(note.id, [(fee.id, item.amount_cents)])
+        changed: list[Aggregate] = [note, numbers, invoice]
         if parts.credit_amount_cents:
             customer.credit_available(note.id)
             changed.append(customer)
         if parts.offset_amount_cents:
             invoice.offset(note.id, parts.offset_amount_cents)
-            changed.append(invoice)
         return changed
 
     def _paid_fee(self, subscription: Subscription, facts: SubscriptionFacts) -> tuple[Invoice, Fee] | None:
@@ -698,6 +702,88 @@ class InvoiceCommands(WalletCommands):
             return None
         wallet.settle(UUID(transaction_id), now)
         return wallet
+
+    # --- credit notes by hand (I5) ----------------------------------------------------------------
+
+    def estimate_credit_note(self, organization_id: UUID, changes: Mapping[str, Any]) -> tuple[Invoice, Estimate]:
+        """POST /credit_notes/estimate: what a credit note with these items would be; nothing is stored."""
+        invoice, requested = self._credit_request(organization_id, changes)
+        paid = invoice.paid_amount_cents or (invoice.totals.total_amount_cents if invoice.payment_status == "succeeded"
+                                             else 0)
+        found = estimate(invoice.fees, invoice.credited, requested, paid, invoice.total_due_amount_cents,
+                         CreditNote.create_id(organization_id, f"estimate/{invoice.id}"))
+        return invoice, found
+
+    def create_credit_note(self, organization_id: UUID, changes: Mapping[str, Any], now: datetime) -> UUID:
+        """POST /credit_notes: give back items of a finalized invoice as credit, refund and offset (I5)."""
+        return _retrying(lambda: self._create_credit_note(organization_id, changes, now))  # type: ignore[return-value]
+
+    def _create_credit_note(self, organization_id: UUID, changes: Mapping[str, Any], now: datetime) -> UUID:
+        invoice, requested = self._credit_request(organization_id, changes)
+        problems = Problems()
+        reason = changes.get("reason") or "other"
+        problems.check(reason in REASONS, "reason", "value_is_invalid")
+        problems.raise_if_any()
+        numbers = self._sequence(organization_id, f"credit_notes/invoice/{invoice.id}")
+        sequence = numbers.last + 1
+        key = f"manual/{invoice.id}/{sequence}"
+        note_id = CreditNote.create_id(organization_id, key)
+        paid = invoice.paid_amount_cents or (invoice.totals.total_amount_cents if invoice.payment_status == "succeeded"
+                                             else 0)
+        found = estimate(invoice.fees, invoice.credited, requested, paid, invoice.total_due_amount_cents, note_id)
+        amounts = {name: changes.get(name) for name in ("credit_amount_cents", "refund_amount_cents", "offset_amount_cents")}
+        for name, value in amounts.items():
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise ValidationFailed({name: ["value_is_invalid"]})
+        given = {name: int(value or 0) for name, value in amounts.items()}
+        if not any(given.values()):
+            given["credit_amount_cents"] = found.total_cents  # nothing said: all of it as credit
+        parts = manual_split(found, given["credit_amount_cents"], given["refund_amount_cents"],
+                             given["offset_amount_cents"])
+        customer = self._load(invoice.customer_id, Customer, CustomerNotFound)
+        organization = self._load_rarely_changed(organization_id, Organization, OrganizationNotFound)
+        numbers.take()
+        note = CreditNote(
+            organization_id=organization_id, key=key, invoice_id=invoice.id, invoice_number=invoice.number or "",
+            customer_id=customer.id, currency=invoice.currency,
+            number=credit_note_number(invoice.number or "", sequence), sequential_id=sequence,
+            issuing_date=now.astimezone(ZoneInfo(self._timezone(customer, organization))).date(), reason=reason,
+            description=changes.get("description"), items=found.items, taxes_amount_cents=found.taxes_cents,
+            split=parts,
+        )
+        invoice.record_credit_note(note.id, [(i.fee.id, i.amount_cents) for i in found.items])
+        changed: list[Aggregate] = [note, numbers, invoice]
+        if parts.credit_amount_cents:
+            customer.credit_available(note.id)
+            changed.append(customer)
+        if parts.offset_amount_cents:
+            invoice.offset(note.id, parts.offset_amount_cents)
+        self._save(*_unique(changed))
+        return note.id
+
+    def _credit_request(self, organization_id: UUID, changes: Mapping[str, Any]) -> tuple[Invoice, list[tuple[UUID, int]]]:
+        try:
+            invoice_id = UUID(str(changes.get("invoice_id")))
+        except ValueError:
+            raise InvoiceNotFound(key=changes.get("invoice_id")) from None
+        invoice = self.invoice(organization_id, invoice_id)
+        if invoice.status != FINALIZED:
+            raise ValidationFailed({"invoice": ["invalid_status"]})
+        problems = Problems()
+        requested: list[tuple[UUID, int]] = []
+        for index, item in enumerate(changes.get("items") or ()):
+            try:
+                fee_id = UUID(str(item.get("fee_id")))
+            except (ValueError, AttributeError):
+                problems.add(f"items.{index}.fee_id", "fee_not_found")
+                continue
+            amount = item.get("amount_cents")
+            if not isinstance(amount, int) or isinstance(amount, bool):
+                problems.add(f"items.{index}.amount_cents", "value_is_invalid")
+                continue
+            requested.append((fee_id, amount))
+        problems.raise_if_any()
+        return invoice, requested
 
     def credit_note(self, organization_id: UUID, credit_note_id: UUID) -> CreditNote:
         return self._owned(organization_id, credit_note_id, CreditNote, CreditNoteNotFound)

@@ -26,12 +26,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from domain.applied_coupon import CouponUse
-from domain.credit_note import CreditNote
+from domain.credit_note import CreditNote, coupons_adjustment_cents
 from domain.fee import Fee, round_cents
 from domain.invoice import AppliedCredit, Invoice, tax_lines, total_due, totals
 from domain.wallet import GIVEN_BACK, Wallet, WalletUse
@@ -189,12 +188,16 @@ def post_credit_note(event: Any, book: NoteBook | None) -> tuple[NoteBook | None
     takes back the credit left; credit it gives back to a voided invoice's customer is the invoice's reversal."""
     if isinstance(event, CreditNote.Created):
         currency, customer = event.currency, event.customer_id
-        items_cents = sum(i.amount_cents for i in event.items)
-        credited = [replace(i.fee, amount_cents=i.amount_cents, precise_coupons_amount_cents=Decimal(0))
+        credited = [replace(i.fee, amount_cents=i.amount_cents, precise_coupons_amount_cents=i.precise_coupons_cents)
                     for i in event.items]
-        postings = [Posting("revenue:credit_notes", items_cents, 0, currency)] if items_cents else []
-        postings += _taxes(tax_lines(credited), event.taxes_amount_cents, currency, credit=False)
+        adjustment = coupons_adjustment_cents(event.items)
         split = event.split
+        given = split.credit_amount_cents + split.refund_amount_cents + split.offset_amount_cents
+        revenue = given + adjustment - event.taxes_amount_cents  # the items, less a manual split's cent of rounding
+        postings = [Posting("revenue:credit_notes", revenue, 0, currency)] if revenue else []
+        if adjustment:  # the coupons' share of the items is not given back: that much discount is undone
+            postings.append(Posting("discounts", 0, adjustment, currency))
+        postings += _taxes(tax_lines(credited), event.taxes_amount_cents, currency, credit=False)
         for account, cents in (("customer_credit", split.credit_amount_cents),
                                ("refunds_payable", split.refund_amount_cents),
                                ("receivable", split.offset_amount_cents)):

@@ -16,7 +16,13 @@ import msgspec
 from eventsourcing.persistence import Tracking
 from psycopg import sql
 
-from domain.credit_note import Consumption, CreditNote, CreditNoteItem, Split
+from domain.credit_note import (
+    Consumption,
+    CreditNote,
+    CreditNoteItem,
+    Split,
+    coupons_adjustment_cents,
+)
 from projections.documents import (
     Condition,
     Document,
@@ -50,8 +56,12 @@ class CreditNoteRecord:
     voided_at: datetime | None = None
 
     @property
+    def coupons_adjustment_amount_cents(self) -> int:
+        return coupons_adjustment_cents(self.items)
+
+    @property
     def sub_total_excluding_taxes_amount_cents(self) -> int:
-        return sum(i.amount_cents for i in self.items)
+        return sum(i.amount_cents for i in self.items) - self.coupons_adjustment_amount_cents
 
     @property
     def total_amount_cents(self) -> int:

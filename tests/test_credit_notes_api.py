@@ -227,3 +227,46 @@ def test_i4_credit_notes_are_taken_after_taxes(
     assert invoice["sub_total_including_taxes_amount_cents"] == 12_000
     assert (invoice["credit_notes_amount_cents"], invoice["total_amount_cents"]) == (2_400, 9_600)
     assert invoice["payment_status"] == "pending"
+
+
+def test_i5_a_credit_note_by_hand_removes_the_coupon_share_and_splits_three_ways(
+    shared_store: Store, tenant: IssuedKey
+) -> None:
+    """March: 10,000 with a 10 % coupon and 20 % VAT (10,800). Crediting 5,000 of the fee: its coupon share (500)
+    stays, 4,500 + 900 tax = 5,400, given as 2,000 credit and 3,400 offset (the invoice then owes 7,400)."""
+    from tests.test_applied_coupons_api import NOW as SHOP_NOW
+    from tests.test_applied_coupons_api import Shop
+
+    shop_api = falcon.testing.TestClient(create_app(shared_store.billing, shared_store.metering, shared_store.readers,
+                                                    clock=lambda: SHOP_NOW))
+    shop = Shop(shop_api, tenant, shared_store, vat=True)
+    shop.coupon("pct", coupon_type="percentage", percentage_rate="10", frequency="once")
+    shop.apply("pct")
+    march = shop.close(4)
+    fee_id = march["fees"][0]["lago_id"]
+    body = {"invoice_id": march["lago_id"], "items": [{"fee_id": fee_id, "amount_cents": 5_000}]}
+
+    estimated = shop.call("POST", "credit_notes/estimate", {"credit_note": body})["estimated_credit_note"]
+    note = shop.call("POST", "credit_notes", {"credit_note": {
+        **body, "reason": "other", "credit_amount_cents": 2_000, "offset_amount_cents": 3_400}})["credit_note"]
+    invoice = shop.call("GET", f"invoices/{march['lago_id']}")["invoice"]
+
+    assert (estimated["coupons_adjustment_amount_cents"], estimated["sub_total_excluding_taxes_amount_cents"]) == (500, 4_500)
+    assert (estimated["taxes_amount_cents"], estimated["max_creditable_amount_cents"]) == (900, 5_400)
+    assert (note["total_amount_cents"], note["credit_amount_cents"], note["offset_amount_cents"]) == (5_400, 2_000, 3_400)
+    assert (note["number"], note["balance_amount_cents"]) == (f"{march['number']}-CN001", 2_000)
+    assert (invoice["total_due_amount_cents"], invoice["total_offsetted_credit_note_amount_cents"]) == (7_400, 3_400)
+    refused = {"items": [{"fee_id": fee_id, "amount_cents": 5_001}], "invoice_id": march["lago_id"]}
+    assert shop.call("POST", "credit_notes", {"credit_note": refused}, status=422)["error_details"] == {
+        "items.0.amount_cents": ["higher_than_creditable_fee_amount"]}
+    mismatch = {**body, "items": [{"fee_id": fee_id, "amount_cents": 1_000}], "credit_amount_cents": 500}
+    assert shop.call("POST", "credit_notes", {"credit_note": mismatch}, status=422)["error_details"] == {
+        "base": ["does_not_match_item_amounts"]}
+    refund = {**body, "items": [{"fee_id": fee_id, "amount_cents": 1_000}], "refund_amount_cents": 1_080}
+    assert shop.call("POST", "credit_notes", {"credit_note": refund}, status=422)["error_details"] == {
+        "refund_amount_cents": ["higher_than_remaining_invoice_amount"]}
+    within_a_cent = {**body, "items": [{"fee_id": fee_id, "amount_cents": 1_000}], "credit_amount_cents": 1_079}
+    assert shop.call("POST", "credit_notes", {"credit_note": within_a_cent})["credit_note"]["credit_amount_cents"] == 1_079
+    entries = shop.call("GET", "ledger/entries?per_page=1000")["entries"]
+    assert sum(e["debit_amount_cents"] for e in entries) == sum(e["credit_amount_cents"] for e in entries)
+    shop.call("POST", "credit_notes", {"credit_note": {"invoice_id": "nope", "items": []}}, status=404)

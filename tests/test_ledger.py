@@ -130,6 +130,23 @@ class World:
         if self.wallets:
             self.billing.terminate_wallet(self.org, self.wallets[a % len(self.wallets)], self.now)
 
+    def manual_note(self, customer: str, a: int, b: int) -> None:
+        finalized = [i for i in self.invoices if self.billing.invoice(self.org, i).status == "finalized"]
+        if not finalized:
+            return
+        invoice = self.billing.invoice(self.org, finalized[a % len(finalized)])
+        fees = [f for f in invoice.fees if f.amount_cents - invoice.credited.get(f.id, 0) > 0]
+        if not fees:
+            return
+        fee = fees[b % len(fees)]
+        amount = max(1, (fee.amount_cents - invoice.credited.get(fee.id, 0)) * (1 + a % 4) // 4)
+        body = {"invoice_id": str(invoice.id), "items": [{"fee_id": str(fee.id), "amount_cents": amount}]}
+        _, found = self.billing.estimate_credit_note(self.org, body)
+        offset = min(found.max_offsettable_cents, found.total_cents) if b % 3 == 0 else 0
+        refund = min(found.max_refundable_cents, found.total_cents - offset) if b % 3 == 1 else 0
+        self.billing.create_credit_note(self.org, {**body, "offset_amount_cents": offset, "refund_amount_cents": refund,
+                                                   "credit_amount_cents": found.total_cents - offset - refund}, self.now)
+
     def void_note(self, customer: str, a: int, b: int) -> None:
         notes = [e.originator_id for e in self._events() if isinstance(e, CreditNote.Created)]
         if notes:
@@ -163,7 +180,7 @@ class World:
 
 OPERATIONS = st.tuples(
     st.sampled_from(["subscribe", "subscribe", "terminate", "one_off", "coupon", "pay", "pay", "mark", "void",
-                     "void_note", "wallet", "top_up", "top_up", "end_wallet"]),
+                     "void_note", "wallet", "top_up", "top_up", "end_wallet", "manual_note", "manual_note"]),
     st.integers(0, 50), st.integers(0, 50))
 
 

@@ -1,7 +1,7 @@
 """Credit notes over Lago's API (reference §2.8): list, show, a customer's list, void.
 
 Tally issues credit notes itself when a subscription paid in advance ends or is upgraded
-(semantics P5, P6). Creating them by hand, estimates and documents come with issue 6.
+(semantics P5, P6); they are also created by hand from a finalized invoice's fees, and estimated first (I5).
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ from interfaces.http.invoices import (
 )
 from interfaces.http.openapi import PAGINATION, Operation, Param
 from interfaces.http.wire import (
+    Body,
     PageRequest,
+    given,
     query_dates,
     query_ints,
     respond,
@@ -47,6 +49,8 @@ from projections.documents import Document
 from projections.invoices import InvoicesReader
 from projections.subscriptions import CustomersReader
 
+Unset = msgspec.UnsetType
+UNSET = msgspec.UNSET
 CREDIT_STATUSES = ("available", "consumed", "voided")
 REFUND_STATUSES = ("pending", "succeeded", "failed")
 
@@ -128,7 +132,7 @@ class CreditNotePresenter:
             sub_total_excluding_taxes_amount_cents=record.sub_total_excluding_taxes_amount_cents,
             balance_amount_cents=record.balance_amount_cents, credit_amount_cents=record.split.credit_amount_cents,
             refund_amount_cents=record.split.refund_amount_cents, offset_amount_cents=record.split.offset_amount_cents,
-            coupons_adjustment_amount_cents=0, taxes_rate=float(rate),
+            coupons_adjustment_amount_cents=record.coupons_adjustment_amount_cents, taxes_rate=float(rate),
             created_at=timestamp(document.created_at) or "", updated_at=timestamp(document.updated_at) or "",
             file_url=None, xml_url=None, self_billed=False,
             items=[CreditNoteItemObject(
@@ -210,12 +214,53 @@ _LIST_FILTERS = (
 )
 
 
+class CreditNoteItemInput(msgspec.Struct, kw_only=True):
+    fee_id: str | Unset = UNSET
+    amount_cents: int | Unset = UNSET
+
+
+class CreditNoteInput(msgspec.Struct, kw_only=True):
+    invoice_id: str | Unset = UNSET
+    reason: str | None | Unset = UNSET
+    description: str | None | Unset = UNSET
+    credit_amount_cents: int | None | Unset = UNSET
+    refund_amount_cents: int | None | Unset = UNSET
+    offset_amount_cents: int | None | Unset = UNSET
+    items: list[CreditNoteItemInput] | Unset = UNSET
+
+
+_create = Body("credit_note", CreditNoteInput)
+
+
+class EstimatedCreditNoteObject(msgspec.Struct):
+    lago_invoice_id: str
+    invoice_number: str | None
+    currency: str
+    taxes_amount_cents: int
+    precise_taxes_amount_cents: str
+    taxes_rate: float
+    sub_total_excluding_taxes_amount_cents: int
+    max_creditable_amount_cents: int
+    max_refundable_amount_cents: int
+    max_offsettable_amount_cents: int
+    coupons_adjustment_amount_cents: int
+    items: list[dict[str, Any]]
+    applied_taxes: list[AppliedTaxObject]
+
+
 class CreditNoteCollection(CreditNotesBase):
     path = "/api/v1/credit_notes"
     operations = (
+        Operation("POST", path, "Give back items of a finalized invoice as credit, refund or offset", "credit_notes",
+                  CreditNoteObject, "credit_note", request=_create, errors=(401, 404, 422)),
         Operation("GET", path, "List credit notes", "credit_notes", CreditNoteObject, "credit_notes", listed=True,
                   query=PAGINATION + _LIST_FILTERS),
     )
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        changes = given(_create.decode(req.context.body))
+        note_id = self._billing.create_credit_note(req.context.organization_id, changes, self._now())
+        self._show(resp, req.context.organization_id, note_id)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         external_customer_id = req.get_param("external_customer_id")
@@ -224,6 +269,35 @@ class CreditNoteCollection(CreditNotesBase):
             customer = self._customers.by_key(req.context.organization_id, external_customer_id)
             customer_ids = [customer.id] if customer is not None else []
         self._list(req, resp, customer_ids)
+
+
+class CreditNoteEstimate(CreditNotesBase):
+    path = "/api/v1/credit_notes/estimate"
+    operations = (Operation("POST", path, "What a credit note with these items would give back", "credit_notes",
+                            EstimatedCreditNoteObject, "estimated_credit_note", request=_create,
+                            errors=(401, 404, 422)),)
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        changes = given(_create.decode(req.context.body))
+        invoice, found = self._billing.estimate_credit_note(req.context.organization_id, changes)
+        lines = tax_lines([replace(i.fee, amount_cents=i.amount_cents, precise_coupons_amount_cents=i.precise_coupons_cents)
+                           for i in found.items])
+        precise_taxes = sum((i.taxes_precise_amount_cents for i in found.items), Decimal(0))
+        respond(resp, {"estimated_credit_note": EstimatedCreditNoteObject(
+            lago_invoice_id=str(invoice.id), invoice_number=invoice.number, currency=invoice.currency,
+            taxes_amount_cents=found.taxes_cents, precise_taxes_amount_cents=str(precise_taxes),
+            taxes_rate=float(max((i.fee.taxes_rate for i in found.items), default=Decimal(0))),
+            sub_total_excluding_taxes_amount_cents=found.sub_total_cents, max_creditable_amount_cents=found.total_cents,
+            max_refundable_amount_cents=min(found.max_refundable_cents, found.total_cents),
+            max_offsettable_amount_cents=min(found.max_offsettable_cents, found.total_cents),
+            coupons_adjustment_amount_cents=found.coupons_adjustment_cents,
+            items=[{"amount_cents": i.amount_cents, "lago_fee_id": str(i.fee.id)} for i in found.items],
+            applied_taxes=[AppliedTaxObject(
+                lago_id=None, lago_invoice_id=str(invoice.id), lago_tax_id=str(line.tax_id), tax_name=line.name,
+                tax_code=line.code, tax_rate=float(line.rate), tax_description=line.description,
+                amount_cents=line.amount_cents, amount_currency=invoice.currency,
+                fees_amount_cents=line.fees_amount_cents) for line in lines],
+        )})
 
 
 class CustomerCreditNotes(CreditNotesBase):
@@ -267,4 +341,5 @@ class CreditNoteVoid(CreditNotesBase):
 def resources(billing: Billing, credit_notes: CreditNotesReader, customers: CustomersReader, invoices: InvoicesReader,
               invoice_presenter: InvoicePresenter, now: Callable[[], datetime]) -> list[Any]:
     parts = (billing, credit_notes, customers, CreditNotePresenter(invoices, invoice_presenter), now)
-    return [CreditNoteCollection(*parts), CustomerCreditNotes(*parts), CreditNoteMember(*parts), CreditNoteVoid(*parts)]
+    return [CreditNoteCollection(*parts), CreditNoteEstimate(*parts), CustomerCreditNotes(*parts),
+            CreditNoteMember(*parts), CreditNoteVoid(*parts)]
