@@ -56,6 +56,7 @@ from domain.invoice import (
 from domain.keyed_store import ConcurrentWrite
 from domain.organization import Organization, OrganizationNotFound
 from domain.payment import Payment, PaymentNotFound
+from domain.payment_request import PaymentRequest
 from domain.period_close import (
     Due,
     PricedBucket,
@@ -702,6 +703,34 @@ class InvoiceCommands(WalletCommands):
             return None
         wallet.settle(UUID(transaction_id), now)
         return wallet
+
+    def request_payment(self, organization_id: UUID, changes: Mapping[str, Any], now: datetime) -> UUID:
+        """POST /payment_requests: ask a customer to pay some of their finalized, unpaid invoices (one currency)."""
+        problems = Problems()
+        email = changes.get("email")
+        problems.check(isinstance(email, str) and "@" in email, "email", "value_is_invalid")
+        raw_ids = changes.get("lago_invoice_ids") or []
+        problems.check(bool(raw_ids), "lago_invoice_ids", "value_is_mandatory")
+        problems.raise_if_any()
+        customer = self.customer(organization_id, str(changes.get("external_customer_id") or ""))
+        invoices = []
+        for raw in raw_ids:
+            try:
+                invoice = self.invoice(organization_id, UUID(str(raw)))
+            except (ValueError, InvoiceNotFound):
+                raise InvoiceNotFound(key=raw) from None
+            if invoice.customer_id != customer.id or invoice.status != FINALIZED or invoice.total_due_amount_cents <= 0:
+                problems.add("lago_invoice_ids", "invalid_invoice")
+            invoices.append(invoice)
+        if len({i.currency for i in invoices}) > 1:
+            problems.add("lago_invoice_ids", "invoices_have_different_currencies")
+        problems.raise_if_any()
+        request = PaymentRequest(
+            organization_id=organization_id, key=str(uuid4()), customer_id=customer.id, email=str(email),
+            invoice_ids=tuple(i.id for i in invoices), amount_cents=sum(i.total_due_amount_cents for i in invoices),
+            currency=invoices[0].currency, requested_at=now)
+        self._save(request)
+        return request.id
 
     # --- credit notes by hand (I5) ----------------------------------------------------------------
 

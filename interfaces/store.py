@@ -64,7 +64,16 @@ from projections.organizations import (
     OrganizationsReader,
     OrganizationsView,
 )
-from projections.payments import PaymentRecord, Payments, PaymentsReader, PaymentsView
+from projections.payments import (
+    PaymentRecord,
+    PaymentRequestRecord,
+    PaymentRequests,
+    PaymentRequestsReader,
+    PaymentRequestsView,
+    Payments,
+    PaymentsReader,
+    PaymentsView,
+)
 from projections.projection import Projection
 from projections.runner import EventLog, Projector, install
 from projections.subscriptions import (
@@ -140,6 +149,7 @@ def all_projections() -> list[Projection[Any]]:
         CreditNotes(CreditNotesView()),
         AppliedCoupons(AppliedCouponsView()),
         Payments(PaymentsView()),
+        PaymentRequests(PaymentRequestsView()),
         Ledger(LedgerView()),
         Wallets(WalletsView()),
     ]
@@ -243,6 +253,8 @@ def open_store(
         ledger=LedgerReader(pool, freshness),
         wallets=WalletsReader(pool, freshness, "wallets", WalletsView, WalletRecord),
         payments=PaymentsReader(pool, freshness, "payments", PaymentsView, PaymentRecord),
+        payment_requests=PaymentRequestsReader(pool, freshness, "payment_requests", PaymentRequestsView,
+                                               PaymentRequestRecord),
         credit_notes=CreditNotesReader(pool, freshness, "credit_notes", CreditNotesView, CreditNoteRecord),
         pool=pool,
     )

@@ -11,6 +11,7 @@ from uuid import UUID
 from eventsourcing.persistence import Tracking
 
 from domain.payment import Payment
+from domain.payment_request import PaymentRequest
 from projections.documents import DocumentReader, DocumentView
 from projections.projection import Projection
 
@@ -48,4 +49,39 @@ class Payments(Projection[PaymentsView]):
 
 
 class PaymentsReader(DocumentReader[PaymentRecord]):
+    pass
+
+
+@dataclass(frozen=True)
+class PaymentRequestRecord:
+    customer_id: UUID
+    email: str
+    invoice_ids: tuple[UUID, ...]
+    amount_cents: int
+    currency: str
+    requested_at: datetime
+
+
+class PaymentRequestsView(DocumentView):
+    table = "payment_requests"
+    columns = {"customer_id": "uuid NOT NULL", "currency": "text NOT NULL"}
+
+
+class PaymentRequests(Projection[PaymentRequestsView]):
+    name = "payment_requests"
+
+    @singledispatchmethod
+    def process_event(self, event: Any, tracking: Tracking) -> None:
+        """Other events do not change payment requests."""
+
+    @process_event.register
+    def _(self, event: PaymentRequest.Requested, tracking: Tracking) -> None:
+        record = PaymentRequestRecord(customer_id=event.customer_id, email=event.email, invoice_ids=event.invoice_ids,
+                                      amount_cents=event.amount_cents, currency=event.currency,
+                                      requested_at=event.requested_at)
+        self.view.insert(event.originator_id, event.organization_id, event.key, record, event.timestamp, tracking,
+                         customer_id=event.customer_id, currency=event.currency)
+
+
+class PaymentRequestsReader(DocumentReader[PaymentRequestRecord]):
     pass

@@ -63,3 +63,28 @@ def test_payments_are_refused_when_they_cannot_be_right(
 def _pay_as(api: falcon.testing.TestClient, key: IssuedKey, invoice_id: str) -> Any:  # noqa: F811
     return api.simulate_post("/api/v1/payments", headers=bearer(key), json={"payment": {
         "invoice_id": invoice_id, "amount_cents": 100, "reference": "theirs"}})
+
+
+def test_a_payment_request_asks_for_unpaid_invoices_and_is_settled_when_they_are(
+    api: falcon.testing.TestClient, tenant: IssuedKey, shared_store: Store  # noqa: F811
+) -> None:
+    shop = Shop(api, tenant, shared_store)
+    march = shop.close(4)
+    april = shop.close(5)
+    ids = [march["lago_id"], april["lago_id"]]
+
+    request = shop.call("POST", "payment_requests", {"payment_request": {
+        "external_customer_id": "cus", "email": "billing@example.com", "lago_invoice_ids": ids}})["payment_request"]
+    for invoice in (march, april):
+        _pay(shop, invoice["lago_id"], 10_000, f"for-{invoice['lago_id']}")
+    settled = shop.call("GET", f"payment_requests/{request['lago_id']}")["payment_request"]
+
+    assert (request["amount_cents"], request["payment_status"], len(request["invoices"])) == (20_000, "pending", 2)
+    assert settled["payment_status"] == "succeeded"
+    assert shop.call("GET", "payment_requests?payment_status=succeeded")["payment_requests"][0]["lago_id"] == request["lago_id"]
+    again = shop.call("POST", "payment_requests", {"payment_request": {
+        "external_customer_id": "cus", "email": "billing@example.com", "lago_invoice_ids": ids}}, status=422)
+    assert again["error_details"] == {"lago_invoice_ids": ["invalid_invoice"]}
+    shop.call("POST", "payment_requests", {"payment_request": {"external_customer_id": "cus", "email": "nope",
+                                                               "lago_invoice_ids": ids}}, status=422)
+    shop.call("GET", "payment_requests/nope", status=404)

@@ -189,3 +189,21 @@ def test_recurring_rules_top_up_at_each_interval_and_at_the_threshold(
     sources = sorted(t["source"] for t in customer.call(
         "GET", f"wallets/{wallet['lago_id']}/wallet_transactions")["wallet_transactions"])
     assert sources == ["interval", "interval", "threshold"]
+
+
+def test_voiding_an_invoice_gives_its_wallet_credits_back(
+    api: falcon.testing.TestClient, tenant: IssuedKey, shared_store: Store
+) -> None:
+    customer = Customer(api, tenant)
+    wallet = customer.wallet(granted_credits="30")
+    customer.call("POST", "add_ons", {"add_on": {"name": "Setup", "code": "setup", "amount_cents": 1_200,
+                                                 "amount_currency": "USD"}})
+    invoice = customer.call("POST", "invoices", {"invoice": {"external_customer_id": "cus",
+                                                             "fees": [{"add_on_code": "setup"}]}})["invoice"]
+    spent = customer.call("GET", f"wallets/{wallet['lago_id']}")["wallet"]
+
+    customer.call("POST", f"invoices/{invoice['lago_id']}/void")
+
+    restored = customer.call("GET", f"wallets/{wallet['lago_id']}")["wallet"]
+    assert (invoice["prepaid_credit_amount_cents"], invoice["total_amount_cents"]) == (1_200, 0)
+    assert (spent["balance_cents"], restored["balance_cents"]) == (1_800, 3_000)

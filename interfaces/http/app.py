@@ -63,7 +63,7 @@ from projections.freshness import Freshness
 from projections.invoices import InvoicesReader
 from projections.ledger import LedgerReader
 from projections.organizations import OrganizationsReader
-from projections.payments import PaymentsReader
+from projections.payments import PaymentRequestsReader, PaymentsReader
 from projections.subscriptions import CustomersReader, SubscriptionsReader
 from projections.usage_reader import UsageReader
 from projections.wallets import WalletsReader
@@ -90,6 +90,7 @@ class Readers:
     credit_notes: CreditNotesReader
     applied_coupons: AppliedCouponsReader
     payments: PaymentsReader
+    payment_requests: PaymentRequestsReader
     ledger: LedgerReader
     wallets: WalletsReader
     pool: Any = None  # the read pool, for files kept beside the views
@@ -165,6 +166,8 @@ def create_app(
                                 clock),
         *applied_coupons.resources(billing, readers.applied_coupons, readers.customers, clock),
         *payments.resources(billing, readers.payments, readers.customers, clock),
+        *payments.request_resources(billing, readers.payment_requests, readers.customers, readers.invoices,
+                                    invoice_presenter, clock),
         *ledger.resources(readers.ledger, readers.customers, readers.invoices, clock),
         *wallets.resources(billing, readers.wallets, readers.customers, readers.subscriptions, readers.usage, clock),
         *analytics.resources(readers.invoices, readers.customers, readers.plans, clock),

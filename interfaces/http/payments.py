@@ -1,4 +1,4 @@
-"""Manual payments over Lago's API (reference §2.16): record, list, show, a customer's list."""
+"""Manual payments and payment requests over Lago's API (reference §2.16)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,18 @@ from psycopg import sql
 from domain.application import Billing
 from domain.customer import CustomerNotFound
 from domain.payment import PaymentNotFound
+from domain.payment_request import PaymentRequestNotFound
+from interfaces.http.invoices import InvoicePresenter
 from interfaces.http.openapi import PAGINATION, Operation, Param
 from interfaces.http.wire import Body, PageRequest, given, respond, timestamp
 from projections.documents import Document
-from projections.payments import PaymentRecord, PaymentsReader
+from projections.invoices import InvoicesReader
+from projections.payments import (
+    PaymentRecord,
+    PaymentRequestRecord,
+    PaymentRequestsReader,
+    PaymentsReader,
+)
 from projections.subscriptions import CustomersReader
 
 Unset = msgspec.UnsetType
@@ -157,3 +165,106 @@ def resources(billing: Billing, payments: PaymentsReader, customers: CustomersRe
               now: Callable[[], datetime]) -> list[Any]:
     parts = (billing, payments, customers, now)
     return [PaymentCollection(*parts), PaymentMember(*parts), CustomerPayments(*parts)]
+
+
+class PaymentRequestInput(msgspec.Struct, kw_only=True):
+    external_customer_id: str | Unset = UNSET
+    email: str | Unset = UNSET
+    lago_invoice_ids: list[str] | Unset = UNSET
+
+
+_request = Body("payment_request", PaymentRequestInput)
+
+
+class PaymentRequestObject(msgspec.Struct):
+    lago_id: str
+    email: str
+    amount_cents: int
+    amount_currency: str
+    payment_status: str  # succeeded once every invoice in it is paid
+    created_at: str
+    customer: Any
+    invoices: list[Any]
+
+
+class PaymentRequestsBase:
+    def __init__(self, billing: Billing, requests: PaymentRequestsReader, customers: CustomersReader,
+                 invoices: InvoicesReader, presenter: InvoicePresenter, now: Callable[[], datetime]) -> None:
+        self._billing = billing
+        self._requests = requests
+        self._customers = customers
+        self._invoices = invoices
+        self._presenter = presenter
+        self._now = now
+
+    def _present(self, organization_id: UUID, documents: Sequence[Document[PaymentRequestRecord]]) -> list[PaymentRequestObject]:
+        invoices = self._invoices.many(organization_id, list({i for d in documents for i in d.data.invoice_ids}))
+        shown = {UUID(i.lago_id): i for i in self._presenter.many(organization_id, list(invoices.values()), whole=False)}
+        found = []
+        for document in documents:
+            record = document.data
+            mine = [invoices[i] for i in record.invoice_ids if i in invoices]
+            paid = all(i.data.payment_status == "succeeded" or i.data.status == "voided" for i in mine)
+            found.append(PaymentRequestObject(
+                lago_id=str(document.id), email=record.email, amount_cents=record.amount_cents,
+                amount_currency=record.currency, payment_status="succeeded" if paid else "pending",
+                created_at=timestamp(document.created_at) or "",
+                customer=shown[mine[0].id].customer if mine else None,
+                invoices=[shown[i.id] for i in mine]))
+        return found
+
+    def _show(self, resp: falcon.Response, organization_id: UUID, request_id: UUID) -> None:
+        document = self._requests.by_id(organization_id, request_id)
+        if document is None:
+            raise PaymentRequestNotFound(key=request_id)
+        respond(resp, {"payment_request": self._present(organization_id, [document])[0]})
+
+
+class PaymentRequestCollection(PaymentRequestsBase):
+    path = "/api/v1/payment_requests"
+    operations = (
+        Operation("POST", path, "Ask a customer to pay some of their unpaid invoices together", "payments",
+                  PaymentRequestObject, "payment_request", request=_request, errors=(401, 404, 422)),
+        Operation("GET", path, "List payment requests", "payments", PaymentRequestObject, "payment_requests",
+                  listed=True, query=PAGINATION + (Param("external_customer_id", "The customer's external id."),
+                                                   Param("payment_status", "pending or succeeded."))),
+    )
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        changes = given(_request.decode(req.context.body))
+        request_id = self._billing.request_payment(req.context.organization_id, changes, self._now())
+        self._show(resp, req.context.organization_id, request_id)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        organization_id = req.context.organization_id
+        page = PageRequest.of(req)
+        conditions: list[Any] = []
+        external_customer_id = req.get_param("external_customer_id")
+        if external_customer_id:
+            customer = self._customers.by_key(organization_id, external_customer_id)
+            conditions.append((sql.SQL("customer_id = %s"), [customer.id if customer is not None else UUID(int=0)]))
+        documents, total = self._requests.page(organization_id, page.offset, page.per_page, conditions)
+        shown = self._present(organization_id, documents)
+        status = req.get_param("payment_status")
+        if status:
+            shown = [s for s in shown if s.payment_status == status]
+        respond(resp, {"payment_requests": shown, "meta": page.meta(total)})
+
+
+class PaymentRequestMember(PaymentRequestsBase):
+    path = "/api/v1/payment_requests/{lago_id}"
+    operations = (Operation("GET", path, "Retrieve a payment request", "payments", PaymentRequestObject,
+                            "payment_request", errors=(401, 404)),)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, lago_id: str) -> None:
+        try:
+            request_id = UUID(lago_id)
+        except ValueError:
+            raise PaymentRequestNotFound(key=lago_id) from None
+        self._show(resp, req.context.organization_id, request_id)
+
+
+def request_resources(billing: Billing, requests: PaymentRequestsReader, customers: CustomersReader,
+                      invoices: InvoicesReader, presenter: InvoicePresenter, now: Callable[[], datetime]) -> list[Any]:
+    parts = (billing, requests, customers, invoices, presenter, now)
+    return [PaymentRequestCollection(*parts), PaymentRequestMember(*parts)]
