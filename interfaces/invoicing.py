@@ -195,6 +195,8 @@ class Invoicing:
                 with self._readers.freshness.read_scope(), self._billing.remembering():
                     if not self._round(done, now, on_progress):
                         break
+            for organization_id, wallet_id in self._readers.wallets.expired(now):  # what is left is forfeited
+                self._attempt(done, lambda o=organization_id, w=wallet_id: self._billing.terminate_wallet(o, w, now))
             for organization_id, wallet_id in self._readers.wallets.with_rules():
                 done.top_ups += len(self._attempt(
                     done, lambda o=organization_id, w=wallet_id: self._billing.apply_wallet_rules(o, w, now)) or [])

@@ -147,6 +147,15 @@ class WalletsReader(DocumentReader[WalletRecord]):
         wallet = self.by_id(organization_id, row[1])
         return (msgspec.convert(row[0], WalletTransaction), wallet) if wallet is not None else None
 
+    def expired(self, now: datetime, limit: int = 10_000) -> list[tuple[UUID, UUID]]:
+        """Across organizations: active wallets past their expiration, as (organization, wallet)."""
+        self.fresh()
+        with self._pool.connection() as conn:
+            rows = conn.execute("SELECT organization_id, id FROM wallets WHERE status = 'active' AND deleted_at IS NULL "
+                                "AND (data->'terms'->>'expiration_at')::timestamptz <= %s LIMIT %s",
+                                (now, limit)).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
     def with_rules(self, limit: int = 10_000) -> list[tuple[UUID, UUID]]:
         """Across organizations: active wallets with recurring top-up rules, as (organization, wallet)."""
         self.fresh()

@@ -207,3 +207,21 @@ def test_voiding_an_invoice_gives_its_wallet_credits_back(
     restored = customer.call("GET", f"wallets/{wallet['lago_id']}")["wallet"]
     assert (invoice["prepaid_credit_amount_cents"], invoice["total_amount_cents"]) == (1_200, 0)
     assert (spent["balance_cents"], restored["balance_cents"]) == (1_800, 3_000)
+
+
+def test_an_expired_wallet_is_not_consumed_and_is_terminated_by_the_scheduler(
+    api: falcon.testing.TestClient, tenant: IssuedKey, shared_store: Store, clock: Clock
+) -> None:
+    customer = Customer(api, tenant)
+    wallet = customer.wallet(granted_credits="30", expiration_at="2026-04-05T00:00:00Z")
+    customer.call("POST", "add_ons", {"add_on": {"name": "Setup", "code": "setup", "amount_cents": 1_200,
+                                                 "amount_currency": "USD"}})
+    clock.now = datetime(2026, 4, 6, tzinfo=UTC)
+
+    invoice = customer.call("POST", "invoices", {"invoice": {"external_customer_id": "cus",
+                                                             "fees": [{"add_on_code": "setup"}]}})["invoice"]
+    Invoicing(shared_store.billing, shared_store.readers).run_due(clock.now)
+
+    ended = customer.call("GET", f"wallets/{wallet['lago_id']}")["wallet"]
+    assert invoice["prepaid_credit_amount_cents"] == 0
+    assert (ended["status"], ended["balance_cents"]) == ("terminated", 0)
