@@ -77,6 +77,8 @@ class InvoiceDocument:
     billing_period: str | None = None
     footer: str | None = None
     prepaid_amount_cents: int = 0
+    kind: str = "Invoice"  # or "Credit note": the same layout, its own title
+    references: tuple[tuple[str, str], ...] = ()  # further facts under the heading (a credit note's invoice)
 
 
 def render_invoice(document: InvoiceDocument) -> bytes:
@@ -128,7 +130,7 @@ class _InvoicePdf(FPDF):
         self.add_font(_FAMILY, "", _FONTS / "DejaVuSans.ttf")
         self.add_font(_FAMILY, "B", _FONTS / "DejaVuSans-Bold.ttf")
         self.set_creation_date(datetime.combine(document.issuing_date, time(), tzinfo=UTC))
-        self.set_title(f"Invoice {document.number}")
+        self.set_title(f"{document.kind} {document.number}")
         self.set_author(document.seller.name)
         self.set_creator("Tally")
         self.set_text_color(*_INK)
@@ -153,7 +155,7 @@ class _InvoicePdf(FPDF):
         if self.page_no() > 1:
             self._font(8, color=_MUTED)
             self.set_xy(_MARGIN, _MARGIN - 8)
-            self.cell(0, 4, f"Invoice {self.document.number} (continued)")
+            self.cell(0, 4, f"{self.document.kind} {self.document.number} (continued)")
             self.set_xy(_MARGIN, _MARGIN)
 
     def footer(self) -> None:
@@ -163,14 +165,14 @@ class _InvoicePdf(FPDF):
         self.set_xy(_MARGIN, self.h - _MARGIN + 1.5)
         pages = f"Page {self.page_no()} of {{nb}}"
         pages_width = self.get_string_width(pages.replace("{nb}", "000")) + 2 * self.c_margin
-        whose = f"{self.document.seller.name} · Invoice {self.document.number}"
+        whose = f"{self.document.seller.name} · {self.document.kind} {self.document.number}"
         self._fitted_cell(self.epw - pages_width, 4, whose, "L")
         self.cell(pages_width, 4, pages, align="R")
 
     def draw_heading(self) -> None:
         document, top = self.document, self.y
         self._font(24, bold=True)
-        self.cell(self.get_string_width("Invoice") + 4, 11, "Invoice")
+        self.cell(self.get_string_width(document.kind) + 4, 11, document.kind)
         if self._is_draft:
             self._font(8, bold=True, color=(255, 255, 255))
             self.set_fill_color(*_DRAFT)
@@ -180,24 +182,27 @@ class _InvoicePdf(FPDF):
         self._font(12, bold=True)
         self.multi_cell(self.epw / 2, 6, document.seller.name, align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.set_y(max(self.y, top + 14))
-        facts = [
-            ("Invoice number", document.number),
-            ("Issue date", format_date(document.issuing_date)),
-            ("Payment due", format_date(document.payment_due_date)),
-        ]
+        number_label = f"{document.kind} number"
+        facts = [(number_label, document.number), ("Issue date", format_date(document.issuing_date))]
+        if document.kind == "Invoice":
+            facts.append(("Payment due", format_date(document.payment_due_date)))
         if document.billing_period:
             facts.append(("Billing period", document.billing_period))
+        facts.extend(document.references)
+        self._font(8.5)
+        label_width = max(30, max(self.get_string_width(label) for label, _ in facts) + 4)
         for label, value in facts:
             self._font(8.5, color=_MUTED)
-            self.cell(30, 5, label)
-            self._font(9, bold=label == "Invoice number")
-            self.multi_cell(self.epw / 2 - 30, 5, value, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+            self.cell(label_width, 5, label)
+            self._font(9, bold=label == number_label)
+            self.multi_cell(self.epw / 2 - label_width, 5, value, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.ln(6)
 
     def draw_parties(self) -> None:
         top, width = self.y, self.epw / 2 - 6
         bottoms = [self._draw_party("From", self.document.seller, _MARGIN, top, width)]
-        bottoms.append(self._draw_party("Bill to", self.document.buyer, _MARGIN + self.epw / 2, top, width))
+        buyer_title = "Bill to" if self.document.kind == "Invoice" else "Credited to"
+        bottoms.append(self._draw_party(buyer_title, self.document.buyer, _MARGIN + self.epw / 2, top, width))
         self.set_xy(_MARGIN, max(bottoms) + 8)
 
     def _draw_party(self, title: str, party: Party, x: float, top: float, width: float) -> float:
@@ -318,7 +323,8 @@ class _InvoicePdf(FPDF):
         self.line(left, self.y + 1, self.w - _MARGIN, self.y + 1)
         self.set_xy(left, self.y + 2)
         self._font(11, bold=True)
-        self._summary_row(width, 8, "Total due", format_money(document.total_amount_cents, currency))
+        total_label = "Total due" if document.kind == "Invoice" else "Total credited"
+        self._summary_row(width, 8, total_label, format_money(document.total_amount_cents, currency))
         self.ln(4)
 
     def _summary_row(self, width: float, height: float, label: str, value: str) -> None:

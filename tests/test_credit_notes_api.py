@@ -7,6 +7,7 @@ from Mar 16, closed by a scheduler pass); the clock then moves to the day of the
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,7 @@ from domain.api_key import IssuedKey
 from interfaces.http.app import create_app
 from interfaces.invoicing import Invoicing
 from interfaces.store import Store
+from tests.conftest import bearer
 from tests.test_invoices_api import Account, _fees
 
 APRIL_1 = datetime(2026, 4, 1, 1, tzinfo=UTC)
@@ -270,3 +272,23 @@ def test_i5_a_credit_note_by_hand_removes_the_coupon_share_and_splits_three_ways
     entries = shop.call("GET", "ledger/entries?per_page=1000")["entries"]
     assert sum(e["debit_amount_cents"] for e in entries) == sum(e["credit_amount_cents"] for e in entries)
     shop.call("POST", "credit_notes", {"credit_note": {"invoice_id": "nope", "items": []}}, status=404)
+
+
+def test_a_credit_note_pdf_is_rendered_once_and_served(
+    api: falcon.testing.TestClient, tenant: IssuedKey, shared_store: Store, clock: Clock
+) -> None:
+    account, _ = _paid_for_april(api, tenant, shared_store, clock)
+    clock.now = datetime(2026, 4, 10, 15, tzinfo=UTC)
+    account.call("DELETE", "subscriptions/sub")
+    [note] = _credit_notes(account)
+    assert note["file_url"] is None
+
+    downloaded = account.call("POST", f"credit_notes/{note['lago_id']}/download")["credit_note"]
+    pdf = api.simulate_get(downloaded["file_url"], headers=bearer(tenant))
+
+    assert downloaded["file_url"] == f"/api/v1/credit_notes/{note['lago_id']}/file.pdf"
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    if os.environ.get("TALLY_KEEP_PDF"):
+        with open(os.environ["TALLY_KEEP_PDF"], "wb") as kept:
+            kept.write(pdf.content)
+    assert api.simulate_get(downloaded["file_url"]).status_code == 401

@@ -163,7 +163,7 @@ def create_app(
                             readers.organizations, invoice_presenter, customer_presenter, InvoiceFiles(readers.pool),
                             clock),
         *credit_notes.resources(billing, readers.credit_notes, readers.customers, readers.invoices, invoice_presenter,
-                                clock),
+                                readers.organizations, InvoiceFiles(readers.pool), clock),
         *applied_coupons.resources(billing, readers.applied_coupons, readers.customers, clock),
         *payments.resources(billing, readers.payments, readers.customers, clock),
         *payments.request_resources(billing, readers.payment_requests, readers.customers, readers.invoices,

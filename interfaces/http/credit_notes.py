@@ -40,6 +40,8 @@ from interfaces.http.wire import (
     respond,
     timestamp,
 )
+from interfaces.invoice_files import InvoiceFiles, credit_note_document
+from interfaces.pdf import render_invoice
 from projections.credit_notes import (
     CreditNoteFilters,
     CreditNoteRecord,
@@ -47,6 +49,7 @@ from projections.credit_notes import (
 )
 from projections.documents import Document
 from projections.invoices import InvoicesReader
+from projections.organizations import OrganizationsReader
 from projections.subscriptions import CustomersReader
 
 Unset = msgspec.UnsetType
@@ -100,17 +103,19 @@ class CreditNoteObject(msgspec.Struct):
 
 
 class CreditNotePresenter:
-    def __init__(self, invoices: InvoicesReader, invoice_presenter: InvoicePresenter) -> None:
+    def __init__(self, invoices: InvoicesReader, invoice_presenter: InvoicePresenter, files: InvoiceFiles) -> None:
         self._invoices = invoices
         self._invoice_presenter = invoice_presenter
+        self._files = files
 
     def many(self, organization_id: UUID, documents: Sequence[Document[CreditNoteRecord]]) -> list[CreditNoteObject]:
         invoices = self._invoices.many(organization_id, list({d.data.invoice_id for d in documents}))
         customers = self._invoice_presenter.customers(organization_id, list(invoices.values()))
-        return [self._one(d, invoices, customers) for d in documents]
+        with_files = self._files.present(organization_id, [d.id for d in documents])
+        return [self._one(d, invoices, customers, d.id in with_files) for d in documents]
 
     def _one(self, document: Document[CreditNoteRecord], invoices: dict[UUID, Any],
-             customers: dict[UUID, CustomerObject]) -> CreditNoteObject:
+             customers: dict[UUID, CustomerObject], has_file: bool) -> CreditNoteObject:
         record = document.data
         lago_id = str(document.id)
         invoice = invoices.get(record.invoice_id)
@@ -134,7 +139,7 @@ class CreditNotePresenter:
             refund_amount_cents=record.split.refund_amount_cents, offset_amount_cents=record.split.offset_amount_cents,
             coupons_adjustment_amount_cents=record.coupons_adjustment_amount_cents, taxes_rate=float(rate),
             created_at=timestamp(document.created_at) or "", updated_at=timestamp(document.updated_at) or "",
-            file_url=None, xml_url=None, self_billed=False,
+            file_url=f"/api/v1/credit_notes/{lago_id}/file.pdf" if has_file else None, xml_url=None, self_billed=False,
             items=[CreditNoteItemObject(
                 lago_id=str(item.id), amount_cents=item.amount_cents, precise_amount_cents=str(item.precise_amount_cents),
                 amount_currency=record.currency,
@@ -338,8 +343,50 @@ class CreditNoteVoid(CreditNotesBase):
         self._show(resp, req.context.organization_id, credit_note_id)
 
 
+class CreditNoteDownload(CreditNotesBase):
+    path = "/api/v1/credit_notes/{lago_id}/download"
+    operations = (Operation("POST", path, "Render the credit note PDF (once) and answer with its file_url",
+                            "credit_notes", CreditNoteObject, "credit_note", errors=(401, 404)),)
+
+    def __init__(self, *args: Any, files: InvoiceFiles, organizations: OrganizationsReader, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._files = files
+        self._organizations = organizations
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, lago_id: str) -> None:
+        organization_id = req.context.organization_id
+        note_id = _id(lago_id)
+        document = self._credit_notes.by_id(organization_id, note_id)
+        organization = self._organizations.get(organization_id)
+        if document is None or organization is None:
+            raise CreditNoteNotFound(key=lago_id)
+        if self._files.get(organization_id, note_id) is None:
+            customer = self._customers.by_id(organization_id, document.data.customer_id)
+            self._files.put(organization_id, note_id, render_invoice(credit_note_document(document, organization, customer)))
+        self._show(resp, organization_id, note_id)
+
+
+class CreditNoteFile(CreditNotesBase):
+    path = "/api/v1/credit_notes/{lago_id}/file.pdf"
+    operations = (Operation("GET", path, "The credit note PDF itself (the file_url; needs the API key)",
+                            "credit_notes", None, None, extension=True, errors=(401, 404)),)
+
+    def __init__(self, *args: Any, files: InvoiceFiles, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._files = files
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, lago_id: str) -> None:
+        content = self._files.get(req.context.organization_id, _id(lago_id))
+        if content is None:
+            raise CreditNoteNotFound(key=lago_id)
+        resp.content_type = "application/pdf"
+        resp.data = content
+
+
 def resources(billing: Billing, credit_notes: CreditNotesReader, customers: CustomersReader, invoices: InvoicesReader,
-              invoice_presenter: InvoicePresenter, now: Callable[[], datetime]) -> list[Any]:
-    parts = (billing, credit_notes, customers, CreditNotePresenter(invoices, invoice_presenter), now)
+              invoice_presenter: InvoicePresenter, organizations: OrganizationsReader, files: InvoiceFiles,
+              now: Callable[[], datetime]) -> list[Any]:
+    parts = (billing, credit_notes, customers, CreditNotePresenter(invoices, invoice_presenter, files), now)
     return [CreditNoteCollection(*parts), CreditNoteEstimate(*parts), CustomerCreditNotes(*parts),
-            CreditNoteMember(*parts), CreditNoteVoid(*parts)]
+            CreditNoteMember(*parts), CreditNoteVoid(*parts),
+            CreditNoteDownload(*parts, files=files, organizations=organizations), CreditNoteFile(*parts, files=files)]
