@@ -18,7 +18,7 @@ from eventsourcing.persistence import IntegrityError
 from domain import api_key, identity
 from domain.api_key import ApiKey, ApiKeyNotFound, InvalidApiKey, IssuedKey
 from domain.errors import ValidationFailed
-from domain.invoice_commands import InvoiceCommands
+from domain.batched_invoicing import BatchedInvoicing
 from domain.keyed_store import ConcurrentWrite
 from domain.organization import (
     Organization,
@@ -32,7 +32,7 @@ from domain.sequence import Sequence
 __all__ = ["Billing", "ConcurrentWrite"]
 
 
-class Billing(InvoiceCommands, Application[UUID]):
+class Billing(BatchedInvoicing, Application[UUID]):
     """The write side of everything but usage events."""
 
     name = "Billing"
