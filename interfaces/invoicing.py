@@ -217,7 +217,7 @@ class Invoicing:
         except ConcurrentWrite:
             log.info("a batch of %d met a concurrent write; doing them one at a time", size)
         except Exception:
-            log.info("a batch of %d failed; doing them one at a time", size, exc_info=True)
+            log.warning("a batch of %d failed; doing them one at a time", size, exc_info=True)
         return None
 
     @staticmethod
