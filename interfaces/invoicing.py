@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 import msgspec
 
 from domain.advance_charge import AdvanceUsage
 from domain.application import Billing, ConcurrentWrite
+from domain.batched_invoicing import PeriodToClose
 from domain.currency import minor_unit_exponent
 from domain.errors import NotFound
 from domain.fee import AppliedTax
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 _INSTANT = timedelta(microseconds=1)
 _NO_ID = UUID(int=0)
 _ADVANCE_LOCK = 7_411_002  # pg advisory lock: one drainer of the pay-in-advance queue at a time
+T = TypeVar("T")
+BATCH = 100  # closes saved together (docs/adr/0020): a transaction each, and what a conflict sends one at a time
 
 
 @dataclass
@@ -73,6 +76,14 @@ class Invoicing:
         usage, positions = self._readers.usage.for_billing(subscription_id, boundary - _INSTANT)
         return self._billing.close_period(subscription_id, boundary, buckets(usage), self.taxes(organization_id),
                                           _positions(positions), now)
+
+    def close_many(self, due: Sequence[tuple[UUID, datetime, UUID]], now: datetime) -> list[UUID | None]:
+        """``close`` of many (subscription, boundary, organization): their usage read in one snapshot, their invoices
+        saved in one transaction; all or nothing."""
+        usages, positions = self._readers.usage.for_billing_many([(s, b - _INSTANT) for s, b, _ in due])
+        closes = [PeriodToClose(s, b, buckets(usage), self.taxes(o), _positions(positions))
+                  for (s, b, o), usage in zip(due, usages, strict=True)]
+        return self._billing.close_periods(closes, now)
 
     def start(self, subscription_id: UUID, now: datetime) -> UUID | None:
         facts = self._billing.billing_facts(subscription_id)
@@ -213,13 +224,18 @@ class Invoicing:
         if not len(due):
             return False
         before = (done.scheduled, done.closed, done.started, done.finished)
-        for subscription_id in due.to_schedule:
-            done.scheduled += self._attempt(done, lambda s=subscription_id: self._billing.schedule_billing(s)) is not None
-        for subscription_id, boundary, organization_id in due.to_close:
-            done.closed += self._attempt(
-                done, lambda s=subscription_id, b=boundary, o=organization_id: self.close(s, b, now, o)) is not None
+        for batch in _batches(due.to_schedule):
+            scheduled = self._batched(len(batch), lambda b=batch: self._billing.schedule_billings(b))
+            if scheduled is None:  # one at a time: what another scheduler did is found done
+                scheduled = [self._attempt(done, lambda s=s: self._billing.schedule_billing(s)) for s in batch]
+            done.scheduled += sum(boundary is not None for boundary in scheduled)
+        for batch in _batches(due.to_close):
+            closed = self._batched(len(batch), lambda b=batch: self.close_many(b, now))
+            if closed is None:
+                closed = [self._attempt(done, lambda s=s, b=b, o=o: self.close(s, b, now, o)) for s, b, o in batch]
+            done.closed += sum(invoice_id is not None for invoice_id in closed)
             if on_progress:
-                on_progress(1)
+                on_progress(len(batch))
         for subscription_id in due.to_start:
             done.started += self._attempt(done, lambda s=subscription_id: self.start(s, now)) is not None
         for subscription_id in due.to_finish:
@@ -244,6 +260,18 @@ class Invoicing:
         usage, positions = self._readers.usage.for_billing(period.subscription_id, max(at, facts.started_at))
         self._billing.refresh_draft(organization_id, invoice_id, buckets(usage), self.taxes(facts.organization_id),
                                     _positions(positions))
+
+    @staticmethod
+    def _batched(size: int, step: Callable[[], list[T]]) -> list[T] | None:
+        """A batch's results; None when it stored nothing (a concurrent writer won, or one of it failed), and each of
+        it is to be done alone: those already done are found done, a failure is then one subscription's."""
+        try:
+            return step()
+        except ConcurrentWrite:
+            log.info("a batch of %d met a concurrent write; doing them one at a time", size)
+        except Exception:
+            log.warning("a batch of %d failed; doing them one at a time", size, exc_info=True)
+        return None
 
     @staticmethod
     def _attempt(done: InvoicingPass, step: Callable[[], object]) -> object | None:
@@ -283,6 +311,11 @@ def buckets(usage: PeriodUsage | None) -> list[PricedBucket]:
                 precise_amount_cents=precise_cents(bucket.price.amount, exponent), details=details,
             ))
     return found
+
+
+def _batches(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), BATCH):
+        yield items[start:start + BATCH]
 
 
 def _positions(positions: dict[str, int]) -> tuple[int, int]:

@@ -130,6 +130,7 @@ def application_env(url: str, *, create_table: bool = False, pool_size: int = 5)
         "POSTGRES_CONNECT_TIMEOUT": "10",
         "CREATE_TABLE": "y" if create_table else "n",
         "METERING_APPLICATION_RECORDER_TOPIC": "interfaces.metering_recorder:MeteringRecorder",
+        "BILLING_APPLICATION_RECORDER_TOPIC": "interfaces.billing_recorder:BillingRecorder",
     }
 
 

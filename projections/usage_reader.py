@@ -182,44 +182,51 @@ class UsageReader:
                 return None
             return self._usage(conn, contexts[0], self._period(contexts[0], at))
 
+    def for_billing_many(self, wanted: Sequence[tuple[UUID, datetime]]) -> tuple[list[PeriodUsage | None], dict[str, int]]:
+        """``for_billing`` of many subscriptions (each once) in one snapshot, and in a handful of queries whatever
+        their number: for each, the usage of the charge period containing its instant (None: no such subscription)."""
+        self._freshness.wait(["usage", *USAGE_READS])
+        with self._pool.connection() as conn:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                positions = dict(conn.execute(
+                    "SELECT application, position FROM projection_tracking WHERE projection = 'usage'").fetchall())
+                contexts = {c.id: c for c in contexts_by_id(conn.cursor(), [s for s, _ in wanted])}
+                periods = [(contexts[s], self._period(contexts[s], at)) for s, at in wanted if s in contexts]
+                usages = {usage.context.id: usage for usage in self._usages(conn, periods)}
+            finally:
+                conn.execute("COMMIT")
+        return [usages.get(s) for s, _ in wanted], positions
+
     def _usage(self, conn: Any, context: SubscriptionContext, period: Period) -> PeriodUsage:
-        currency = context.currency
         rows = conn.execute(
             "SELECT charge_id, period_start, filter_id, group_key, events_count, value_sum, value_max, latest_value, "
             "weighted_moment, prorated_sum, amount_sum, rest_clamped FROM usage_aggregates "
             "WHERE subscription_id = %s AND period_start <= %s",
             (context.id, period.starts_at),
         ).fetchall()
-        current: dict[tuple[Any, ...], tuple[Stats, Decimal]] = {}
-        carried: dict[tuple[Any, ...], Stats] = defaultdict(Stats)
-        for charge_id, start, filter_id, group, *figures in rows:
-            stats = Stats(figures[0], figures[1], figures[2], figures[3], figures[4], figures[5], figures[6])
-            key = (charge_id, filter_id, group)
-            if start == period.starts_at:
-                current[key] = (stats, figures[7])
-            else:
-                carried[key] = merge(carried[key], stats)
         uniques = self._unique_counts(conn, context, period)
-        heads = self._heads(conn, context.id, period) if any(c.charge_model == "percentage" for c, _ in context.charges) else {}
-        exponent = minor_unit_exponent(currency)
-        days = max(local_days(period, context.timezone), 1)
-        charges = []
-        for charge, metric in context.charges:
-            keys = {k for k in (*current, *carried) if k[0] == charge.id} or {(charge.id, NO_FILTER, "")}
-            buckets = []
-            for key in sorted(keys, key=lambda k: (str(k[1]), k[2])):
-                stats, rest = current.get(key, (Stats(), Decimal(0)))
-                bucket_units = units(metric, stats, carried[key], period, unique_count=uniques.get(key, 0),
-                                     prorated=charge.prorated, period_days=days)
-                percentage = PercentageUsage(total=stats.value_sum, count=stats.events_count,
-                                             head=tuple(heads.get(key, ())), rest_clamped=rest)
-                usage = Usage(units=bucket_units, events_count=stats.events_count,
-                              precise_total_amount_cents=stats.amount_sum, percentage=percentage)
-                priced = price(charge.charge_model, bucket_properties(charge, key[1]), usage, exponent=exponent)
-                buckets.append(BucketUsage(key[1], key[2], bucket_units, stats.events_count, priced,
-                                           fee_cents(priced.amount, exponent)))
-            charges.append(ChargeUsage(charge, charge.billable_metric_id, metric, tuple(buckets)))
-        return PeriodUsage(context, period, currency, tuple(charges))
+        heads = self._heads(conn, context.id, period) if _has_percentage(context) else {}
+        return _priced(context, period, rows, uniques, heads)
+
+    def _usages(self, conn: Any, periods: Sequence[tuple[SubscriptionContext, Period]]) -> list[PeriodUsage]:
+        """``_usage`` of many subscriptions: each of the three reads once for all of them."""
+        if not periods:
+            return []
+        rows: dict[UUID, list[Any]] = defaultdict(list)
+        for subscription_id, *row in conn.execute(
+            "SELECT a.subscription_id, a.charge_id, a.period_start, a.filter_id, a.group_key, a.events_count, "
+            "a.value_sum, a.value_max, a.latest_value, a.weighted_moment, a.prorated_sum, a.amount_sum, a.rest_clamped "
+            "FROM unnest(%s::uuid[], %s::timestamptz[]) AS w(subscription_id, starts_at) "
+            "JOIN usage_aggregates a ON a.subscription_id = w.subscription_id AND a.period_start <= w.starts_at",
+            ([c.id for c, _ in periods], [p.starts_at for _, p in periods]),
+        ).fetchall():
+            rows[subscription_id].append(row)
+        uniques = self._unique_counts_many(conn, periods)
+        with_heads = [(c, p) for c, p in periods if _has_percentage(c)]
+        heads = self._heads_many(conn, with_heads) if with_heads else {}
+        return [_priced(context, period, rows[context.id], uniques.get(context.id, {}), heads.get(context.id, {}))
+                for context, period in periods]
 
     def _unique_counts(self, conn: Any, context: SubscriptionContext, period: Period) -> dict[tuple[Any, ...], int]:
         """Distinct values whose latest operation is an add; recurring metrics look back through all periods."""
@@ -251,6 +258,83 @@ class UsageReader:
         for charge_id, filter_id, group, value in rows:
             heads[(charge_id, filter_id, group)].append(value)
         return heads
+
+    def _unique_counts_many(self, conn: Any, periods: Sequence[tuple[SubscriptionContext, Period]]
+                            ) -> dict[UUID, dict[tuple[Any, ...], int]]:
+        """``_unique_counts`` of many subscriptions in one read."""
+        wanted = [(context.id, charge.id, CARRY_IN if metric.recurring else period.starts_at, period.starts_at)
+                  for context, period in periods for charge, metric in context.charges
+                  if metric.aggregation_type == "unique_count_agg"]
+        if not wanted:
+            return {}
+        rows = conn.execute(
+            "SELECT subscription_id, charge_id, filter_id, group_key, count(*) FILTER (WHERE last_add) FROM ("
+            " SELECT DISTINCT ON (u.subscription_id, u.charge_id, u.filter_id, u.group_key, u.value)"
+            " u.subscription_id, u.charge_id, u.filter_id, u.group_key, u.last_add"
+            " FROM unnest(%s::uuid[], %s::uuid[], %s::timestamptz[], %s::timestamptz[]) AS w(subscription_id, charge_id, lower, upper)"
+            " JOIN usage_unique_values u ON u.subscription_id = w.subscription_id AND u.charge_id = w.charge_id"
+            " AND u.period_start >= w.lower AND u.period_start <= w.upper"
+            " ORDER BY u.subscription_id, u.charge_id, u.filter_id, u.group_key, u.value, u.last_at DESC, u.last_position DESC"
+            ") latest GROUP BY subscription_id, charge_id, filter_id, group_key",
+            [list(column) for column in zip(*wanted, strict=True)],
+        ).fetchall()
+        counts: dict[UUID, dict[tuple[Any, ...], int]] = defaultdict(dict)
+        for subscription_id, charge_id, filter_id, group, count in rows:
+            counts[subscription_id][(charge_id, filter_id, group)] = count
+        return counts
+
+    def _heads_many(self, conn: Any, periods: Sequence[tuple[SubscriptionContext, Period]]
+                    ) -> dict[UUID, dict[tuple[Any, ...], list[Decimal]]]:
+        """``_heads`` of many subscriptions in one read."""
+        rows = conn.execute(
+            "SELECT h.subscription_id, h.charge_id, h.filter_id, h.group_key, h.value "
+            "FROM unnest(%s::uuid[], %s::timestamptz[]) AS w(subscription_id, starts_at) "
+            "JOIN usage_heads h ON h.subscription_id = w.subscription_id AND h.period_start = w.starts_at "
+            "ORDER BY h.subscription_id, h.occurred_at, h.position",
+            ([c.id for c, _ in periods], [p.starts_at for _, p in periods]),
+        ).fetchall()
+        heads: dict[UUID, dict[tuple[Any, ...], list[Decimal]]] = defaultdict(lambda: defaultdict(list))
+        for subscription_id, charge_id, filter_id, group, value in rows:
+            heads[subscription_id][(charge_id, filter_id, group)].append(value)
+        return heads
+
+
+def _has_percentage(context: SubscriptionContext) -> bool:
+    return any(c.charge_model == "percentage" for c, _ in context.charges)
+
+
+def _priced(context: SubscriptionContext, period: Period, rows: Sequence[Any], uniques: dict[tuple[Any, ...], int],
+            heads: dict[tuple[Any, ...], list[Decimal]]) -> PeriodUsage:
+    """A subscription's usage of a period, priced from its bucket rows, unique counts and percentage heads."""
+    currency = context.currency
+    current: dict[tuple[Any, ...], tuple[Stats, Decimal]] = {}
+    carried: dict[tuple[Any, ...], Stats] = defaultdict(Stats)
+    for charge_id, start, filter_id, group, *figures in rows:
+        stats = Stats(figures[0], figures[1], figures[2], figures[3], figures[4], figures[5], figures[6])
+        key = (charge_id, filter_id, group)
+        if start == period.starts_at:
+            current[key] = (stats, figures[7])
+        else:
+            carried[key] = merge(carried[key], stats)
+    exponent = minor_unit_exponent(currency)
+    days = max(local_days(period, context.timezone), 1)
+    charges = []
+    for charge, metric in context.charges:
+        keys = {k for k in (*current, *carried) if k[0] == charge.id} or {(charge.id, NO_FILTER, "")}
+        buckets = []
+        for key in sorted(keys, key=lambda k: (str(k[1]), k[2])):
+            stats, rest = current.get(key, (Stats(), Decimal(0)))
+            bucket_units = units(metric, stats, carried[key], period, unique_count=uniques.get(key, 0),
+                                 prorated=charge.prorated, period_days=days)
+            percentage = PercentageUsage(total=stats.value_sum, count=stats.events_count,
+                                         head=tuple(heads.get(key, ())), rest_clamped=rest)
+            usage = Usage(units=bucket_units, events_count=stats.events_count,
+                          precise_total_amount_cents=stats.amount_sum, percentage=percentage)
+            priced = price(charge.charge_model, bucket_properties(charge, key[1]), usage, exponent=exponent)
+            buckets.append(BucketUsage(key[1], key[2], bucket_units, stats.events_count, priced,
+                                       fee_cents(priced.amount, exponent)))
+        charges.append(ChargeUsage(charge, charge.billable_metric_id, metric, tuple(buckets)))
+    return PeriodUsage(context, period, currency, tuple(charges))
 
 
 __all__: Sequence[str] = ("BucketUsage", "ChargeUsage", "CustomerUsageRead", "PeriodUsage", "UsageReader")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from domain.api_key import ApiKeyNotFound, InvalidApiKey, hash_secret
 from domain.application import Billing, ConcurrentWrite
 from domain.organization import OrganizationAlreadyExists
+from domain.sequence import Sequence
 from interfaces.store import application_env
 
 
@@ -91,3 +93,25 @@ def test_concurrent_writes_to_one_organization_conflict(billing: Billing) -> Non
         billing._save(second)
 
     assert billing.organization(issued.organization_id).settings.timezone == "Europe/Paris"
+
+
+def test_a_sequence_snapshot_replays_only_the_numbers_since_the_previous_one(billing: Billing) -> None:
+    """Every 50th number snapshots the sequence from the last snapshot, not from its first number."""
+    issued = billing.create_organization("Acme")
+    sequence = Sequence.start(issued.organization_id, "customers")
+    read_after: list[int | None] = []
+    select_events = billing.recorder.select_events
+
+    def spying(originator_id: Any, **kwargs: Any) -> Any:
+        if originator_id == sequence.id:
+            read_after.append(kwargs.get("gt"))
+        return select_events(originator_id, **kwargs)
+
+    billing.recorder.select_events = spying  # type: ignore[method-assign]
+    for _ in range(100):
+        sequence.take()
+        billing.save(sequence)
+
+    assert read_after == [None, 50]
+    assert billing.snapshot_repository.get(sequence.id).last == 100
+    assert [s.originator_version for s in billing.snapshots.get(sequence.id)] == [50, 100]

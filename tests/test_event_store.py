@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import cast
+from uuid import UUID, uuid4
+
 import falcon.testing
 import psycopg
 import pytest
+from eventsourcing.persistence import StoredEvent
 
 from domain.api_key import IssuedKey
+from domain.sequence import Sequence
+from interfaces.billing_recorder import BillingRecorder
 from interfaces.store import NotMigrated, Store, migrate, open_store
 from tests.conftest import bearer, database_in
 
@@ -65,3 +71,31 @@ def test_processes_refuse_an_unmigrated_database(postgres_server: str) -> None:
     finally:
         with psycopg.connect(postgres_server, autocommit=True) as conn:
             conn.execute("DROP DATABASE IF EXISTS tally_unmigrated WITH (FORCE)")
+
+
+def test_billing_reads_many_aggregates_in_one_query_from_their_latest_snapshots(store: Store, org: IssuedKey) -> None:
+    """Each aggregate's events in order; from snapshots, its latest snapshot first and only the events after it."""
+    billing = store.billing
+    long, short = Sequence.start(org.organization_id, "long"), Sequence.start(org.organization_id, "short")
+    for _ in range(120):
+        long.take()
+    short.take()
+    billing.save(long, short)  # 121 and 2 events in one insert; the long one is snapshotted at 50 and 100
+    recorder = cast(BillingRecorder, billing.recorder)
+
+    everything = recorder.select_aggregates([long.id, short.id])
+    recent = recorder.select_aggregates([short.id, long.id, uuid4()], from_snapshots=True)
+
+    for found in (everything, recent):
+        assert [e.originator_id for e in found] == sorted(e.originator_id for e in found)  # one aggregate after another
+    assert _versions(everything) == {long.id: [(v, False) for v in range(1, 122)], short.id: [(1, False), (2, False)]}
+    assert _versions(recent) == {long.id: [(100, True), *((v, False) for v in range(101, 122))],
+                                 short.id: [(1, False), (2, False)]}
+
+
+def _versions(events: list[StoredEvent]) -> dict[UUID, list[tuple[int, bool]]]:
+    """Each aggregate's (version, is a snapshot), in the order read."""
+    found: dict[UUID, list[tuple[int, bool]]] = {}
+    for event in events:
+        found.setdefault(event.originator_id, []).append((event.originator_version, event.topic.endswith("Snapshot")))
+    return found

@@ -9,14 +9,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import falcon.testing
 import pytest
 
 from domain.api_key import IssuedKey
+from domain.application import Billing
+from domain.period_close import TaxTable
 from interfaces.http.app import create_app
 from interfaces.invoicing import Invoicing
-from interfaces.store import Store
+from interfaces.store import Store, application_env
 from tests.conftest import bearer
 
 NOW = datetime(2026, 4, 29, 12, tzinfo=UTC)
@@ -454,3 +457,37 @@ def test_i2_numbers_per_organization_and_per_customer(
     numbers = sorted(i["number"] for i in account.call("GET", "invoices?issuing_date_from=2026-05-01")["invoices"])
     assert per_customer == [f"{prefix}-001-001", f"{prefix}-002-001"]
     assert numbers == ["ACM-202605-001", "ACM-202605-002"]
+
+
+def test_a_pass_whose_batch_meets_a_concurrent_close_still_invoices_each_period_once(
+    api_at: falcon.testing.TestClient, tenant: IssuedKey, shared_store: Store, shared_database_url: str
+) -> None:
+    """Another closer wins while the pass's batch loads: the batch stores nothing, then each is closed alone, once."""
+    account = Account(api_at, tenant, in_advance=False)
+    account.send(5)
+    account.call("POST", "subscriptions", {"subscription": {
+        "external_customer_id": "cus-2", "plan_code": "base", "external_id": "sub-2", "subscription_at": "2026-03-16T00:00:00Z"}})
+    subscription = shared_store.readers.subscriptions.by_external_id(tenant.organization_id, "sub", "active")
+    assert subscription is not None
+    billing, other = shared_store.billing, Billing(env=application_env(shared_database_url))
+    select_aggregates = billing.recorder.select_aggregates  # type: ignore[attr-defined]
+    raced: list[UUID | None] = []
+
+    def racing(ids: Any, **kwargs: Any) -> Any:
+        found = select_aggregates(ids, **kwargs)
+        if kwargs.get("from_snapshots") and not raced:  # a batch of closes has loaded its subscriptions
+            raced.append(other.close_period(subscription.id, datetime(2026, 4, 1, tzinfo=UTC), [], TaxTable({}, (), ()),
+                                            (0, 0), NOW))
+        return found
+
+    billing.recorder.select_aggregates = racing  # type: ignore[attr-defined]
+    try:
+        done = Invoicing(billing, shared_store.readers).run_due(NOW)
+    finally:
+        billing.recorder.select_aggregates = select_aggregates  # type: ignore[attr-defined]
+        other.close()
+
+    first, second = sorted(account.invoices(), key=lambda i: i["customer"]["external_id"])
+    assert raced == [UUID(first["lago_id"])] and done.failed == 0
+    assert _fees(first) == [("subscription", 1548)]  # the other closer's figures: it was given no usage
+    assert _fees(second) == [("subscription", 1548)]
