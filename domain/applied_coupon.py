@@ -90,7 +90,7 @@ def eligible(terms: CouponTerms, fee: Fee, plan_of: Mapping[UUID, UUID]) -> bool
 def discount(fees: Sequence[Fee], candidates: Sequence[Candidate], currency: str,
              plan_of: Mapping[UUID, UUID]) -> tuple[tuple[CouponUse, ...], tuple[Fee, ...]]:
     """The coupons' uses in Lago's order, and the fees with their shares of the discount (I4 step 3, M3)."""
-    left = {fee.id: Decimal(fee.amount_cents) for fee in fees}
+    left = {fee.id: fee.creditable_cents for fee in fees}
     shares = {fee.id: _ZERO for fee in fees}
     uses: list[CouponUse] = []
     for candidate in sorted(candidates, key=lambda c: (c.terms.rank, c.created_at)):  # stable: ties keep their order

@@ -67,15 +67,21 @@ class Fee:
     usage: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # what was priced: aggregate figures, as text
     event_transaction_id: str | None = None  # pay-in-advance charges: the event billed (C10)
     precise_coupons_amount_cents: Decimal = Decimal(0)  # its share of the invoice's coupons (M3)
+    progressive_credit_cents: int = 0  # what early invoices (invoice_now) already billed of it (I4 step 2)
 
     @property
     def taxes_rate(self) -> Decimal:
         return sum((t.rate for t in self.taxes), Decimal(0))
 
     @property
+    def creditable_cents(self) -> Decimal:
+        """What coupons may still discount: the amount less what early invoices billed of it (I4 steps 2–3)."""
+        return Decimal(self.amount_cents - self.progressive_credit_cents)
+
+    @property
     def taxable_cents(self) -> Decimal:
-        """The amount taxes are computed on: after its share of the coupons (M2)."""
-        return Decimal(self.amount_cents) - self.precise_coupons_amount_cents
+        """The amount taxes are computed on: after early invoices' credit and its share of the coupons (M2)."""
+        return self.creditable_cents - self.precise_coupons_amount_cents
 
     @property
     def taxes_precise_amount_cents(self) -> Decimal:

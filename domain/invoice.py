@@ -104,10 +104,11 @@ class Totals:
     taxes_amount_cents: int
     credit_notes_amount_cents: int
     prepaid_credit_amount_cents: int
+    progressive_billing_credit_amount_cents: int = 0
 
     @property
     def sub_total_excluding_taxes_amount_cents(self) -> int:
-        return self.fees_amount_cents - self.coupons_amount_cents
+        return self.fees_amount_cents - self.progressive_billing_credit_amount_cents - self.coupons_amount_cents
 
     @property
     def sub_total_including_taxes_amount_cents(self) -> int:
@@ -131,11 +132,12 @@ def tax_lines(fees: Sequence[Fee]) -> tuple[TaxLine, ...]:
 
 def totals(fees: Sequence[Fee], credits: Sequence[AppliedCredit] = (), coupons: Sequence[CouponUse] = (),
            prepaid: Sequence[WalletUse] = ()) -> Totals:
-    """I4 (without progressive-billing credits): coupons, then taxes on what they leave, rounded once over the
-    invoice, then credit notes, then wallets."""
+    """I4: early invoices' credit and coupons, then taxes on what they leave, rounded once over the invoice, then
+    credit notes, then wallets."""
     taxes = round_cents(sum((line.precise_amount_cents for line in tax_lines(fees)), Decimal(0)))
     return Totals(sum(f.amount_cents for f in fees), sum(c.amount_cents for c in coupons), taxes,
-                  sum(c.amount_cents for c in credits), sum(w.amount_cents for w in prepaid))
+                  sum(c.amount_cents for c in credits), sum(w.amount_cents for w in prepaid),
+                  sum(f.progressive_credit_cents for f in fees))
 
 
 def total_due(total_amount_cents: int, status: str, payment_status: str, offset_amount_cents: int,

@@ -5,7 +5,8 @@ Accounts (``customer_id`` set on the per-customer ones):
 * ``receivable`` — what a customer owes (debit balance);
 * ``revenue:subscription:<plan>``, ``revenue:charge:<metric>``, ``revenue:add_on:<code>``, ``revenue:commitment`` —
   what was billed (credit balances), and ``revenue:credit_notes`` for what credit notes gave back (debit);
-* ``discounts`` — coupons given (debit);
+* ``discounts`` — coupons given (debit); ``revenue:billed_early`` — usage a period's invoice credits because early
+  invoices (``invoice_now``) billed it already (debit);
 * ``tax_payable:<code>`` — taxes owed to the authorities (credit);
 * ``customer_credit`` — credit notes' credit a customer may still use (credit balance);
 * ``refunds_payable`` — credit notes' refunds owed to a customer (credit);
@@ -134,6 +135,8 @@ def _finalized(book: Book) -> list[Posting]:
     customer, currency = book.customer_id, book.currency
     postings = [Posting(revenue_account(f), 0, f.amount_cents, currency) for f in book.fees if f.amount_cents]
     postings += _taxes(tax_lines(book.fees), figures.taxes_amount_cents, currency, credit=True)
+    if figures.progressive_billing_credit_amount_cents:  # billed before by invoice_now: not revenue twice
+        postings.append(Posting("revenue:billed_early", figures.progressive_billing_credit_amount_cents, 0, currency))
     if figures.coupons_amount_cents:
         postings.append(Posting("discounts", figures.coupons_amount_cents, 0, currency))
     if figures.credit_notes_amount_cents:

@@ -164,11 +164,13 @@ def _subscription_fee(facts: SubscriptionFacts, invoice_id: UUID, window: FeeWin
 
 
 def charge_fees(facts: SubscriptionFacts, invoice_id: UUID, period: Period, buckets: Sequence[PricedBucket],
-                taxes: TaxTable, *, ends_at: datetime | None = None, true_ups: bool = True) -> list[Fee]:
+                taxes: TaxTable, *, ends_at: datetime | None = None, true_ups: bool = True, net: bool = False) -> list[Fee]:
     """Usage fees of the charge period, one per charge × filter × group, then per-charge true-ups (I3, C8).
 
-    What early invoices already billed of the period is taken off each fee (the period is billed net of
-    them); the true-up still compares the whole period's usage with the minimum.
+    What early invoices already billed of the period is either taken off each fee (``net``: the next early
+    invoice bills only what is new) or, at the period's close, shown as the fee's progressive-billing credit
+    (I4 step 2): the fee is the whole period's, the credit what was billed before. The true-up compares the
+    whole period's usage with the minimum.
     Pay-in-advance charges are billed as their events arrive, not here (C10)."""
     plan = facts.plan
     early = facts.billed_early(period)
@@ -186,8 +188,11 @@ def charge_fees(facts: SubscriptionFacts, invoice_id: UUID, period: Period, buck
             group = "&".join(f"{k}={v}" for k, v in bucket.group)
             unit = (bucket.precise_amount_cents / bucket.units).quantize(_UNIT) if bucket.units else Decimal(0)
             billed = early.get((charge.id, bucket.filter_id, bucket.group))
-            if billed is not None:
+            credit = 0
+            if billed is not None and net:
                 bucket = _net_of(bucket, billed)
+            elif billed is not None:
+                credit = min(billed.amount_cents, bucket.amount_cents)
             fees.append(Fee(
                 id=uuid5(invoice_id, f"charge/{charge.id}/{bucket.filter_id}/{group}"),
                 fee_type="charge", item_id=bucket.metric_id, item_code=bucket.metric_code, item_name=bucket.metric_name,
@@ -197,7 +202,7 @@ def charge_fees(facts: SubscriptionFacts, invoice_id: UUID, period: Period, buck
                 currency=plan.amount_currency, from_at=period.starts_at, to_at=upto, subscription_id=facts.id,
                 charge_id=charge.id, charge_filter_id=None if bucket.filter_id == NO_FILTER else bucket.filter_id,
                 grouped_by=bucket.group, taxes=taxes.choose(charge.tax_codes, plan.tax_codes),
-                amount_details=bucket.details,
+                amount_details=bucket.details, progressive_credit_cents=credit,
                 usage=(("units", str(bucket.units)), ("events_count", str(bucket.events_count))),
             ))
         true_up = _true_up(facts, invoice_id, charge, period, upto, sum(b.amount_cents for b in charged), taxes)
@@ -369,7 +374,7 @@ def at_now(facts: SubscriptionFacts, invoice_id: UUID, now: datetime, buckets: S
     """Usage of the open charge period up to ``now``, net of earlier early invoices (Tally's ``invoice_now``).
     No subscription fee and no true-up: those stay with the period's close."""
     period = charges_period(facts, now)
-    fees = charge_fees(facts, invoice_id, period, buckets, taxes, ends_at=now, true_ups=False)
+    fees = charge_fees(facts, invoice_id, period, buckets, taxes, ends_at=now, true_ups=False, net=True)
     lines = tuple(BilledUsage(
         charge_id=f.charge_id, filter_id=f.charge_filter_id or NO_FILTER, group=f.grouped_by, units=f.units,
         events_count=f.events_count, amount_cents=f.amount_cents, precise_amount_cents=f.precise_amount_cents,

@@ -144,6 +144,7 @@ def invoice_document(invoice: Document[InvoiceRecord], organization: Organizatio
                                period.charges_to_at or period.subscription_to_at, timezone) if period else None,
         footer=settings.billing_configuration.invoice_footer,
         prepaid_amount_cents=record.totals.prepaid_credit_amount_cents,
+        billed_early_amount_cents=record.totals.progressive_billing_credit_amount_cents,
     )
 
 

@@ -78,6 +78,7 @@ class InvoiceDocument:
     footer: str | None = None
     prepaid_amount_cents: int = 0
     kind: str = "Invoice"  # or "Credit note": the same layout, its own title
+    billed_early_amount_cents: int = 0  # usage invoiced before the period closed (invoice_now)
     references: tuple[tuple[str, str], ...] = ()  # further facts under the heading (a credit note's invoice)
 
 
@@ -302,6 +303,8 @@ class _InvoicePdf(FPDF):
     def draw_summary(self) -> None:
         document, currency = self.document, self.document.currency
         rows: list[tuple[str, int]] = [("Subtotal", document.fees_amount_cents)]
+        if document.billed_early_amount_cents:
+            rows.append(("Already invoiced", -document.billed_early_amount_cents))
         if document.coupons_amount_cents:
             rows.append(("Coupons", -document.coupons_amount_cents))
         rows += [(f"{tax.name} ({format_quantity(tax.rate)}%)", tax.amount_cents) for tax in document.taxes]

@@ -356,7 +356,8 @@ def test_bad_invoice_queries_and_one_offs_are_refused_in_lagos_format(
 def test_invoice_now_bills_usage_so_far_and_the_period_invoice_bills_the_rest(
     shared_store: Store, tenant: IssuedKey
 ) -> None:
-    """5 calls invoiced on Apr 10 (10 cents, at once); 3 more by the close: May 1 bills the $30 fee and 3 calls (6)."""
+    """5 calls invoiced on Apr 10 (10 cents, at once); 3 more by the close: May 1 bills the $30 fee and the period's
+    8 calls (16) less the 10 already invoiced, as a progressive-billing credit: 3006."""
     now = [datetime(2026, 4, 10, 12, tzinfo=UTC)]
     api = falcon.testing.TestClient(
         create_app(shared_store.billing, shared_store.metering, shared_store.readers, clock=lambda: now[0]))
@@ -373,8 +374,9 @@ def test_invoice_now_bills_usage_so_far_and_the_period_invoice_bills_the_rest(
     assert early["billing_periods"][0]["charges_to_datetime"] == "2026-04-10T12:00:00Z"
     assert refused["error_details"] == {"usage": ["no_usage_to_invoice"]}
     [periodic] = [i for i in account.invoices() if i["billing_periods"][0]["invoicing_reason"] == "subscription_periodic"]
-    assert _fees(periodic) == [("subscription", 3000), ("charge", 6)]
-    assert periodic["fees"][1]["units"] == "3.0"
+    assert _fees(periodic) == [("subscription", 3000), ("charge", 16)]
+    assert periodic["fees"][1]["units"] == "8.0"
+    assert (periodic["progressive_billing_credit_amount_cents"], periodic["total_amount_cents"]) == (10, 3006)
     account.call("POST", "subscriptions/nobody/invoice_now", status=404)
     account.call("DELETE", "subscriptions/sub")
     account.call("POST", "subscriptions/sub/invoice_now", status=404)

@@ -202,8 +202,9 @@ def _graduated(units: int) -> int:
 
 
 def test_invoice_now_bills_usage_so_far_and_the_close_bills_the_rest_net_of_it() -> None:
-    """Graduated pricing: 40 units invoiced on Apr 10 (150), 130 in all by the close (510): the close bills 360 for
-    the 90 further units, and the subscription fee and true-up stay with the close."""
+    """Graduated pricing: 40 units invoiced on Apr 10 (150), 130 in all by the close (510): the close's fee is the
+    period's 510 with a progressive-billing credit of 150 (I4 step 2); the subscription fee and the true-up (to
+    the 600 minimum) stay with the close."""
     charge = _charge(min_amount_cents=600)
     facts = _facts(_plan(3000, in_advance=False, charges=(charge,)), "2024-01-01T00:00:00")
 
@@ -213,8 +214,9 @@ def test_invoice_now_bills_usage_so_far_and_the_close_bills_the_rest_net_of_it()
 
     assert _amounts(early) == [("charge", 150)]
     assert early.billing_period.charges_to_at == _at("2024-04-10T12:00:00")
-    assert _amounts(closed) == [("subscription", 3000), ("charge", 360), ("charge", 90)]
-    assert closed.fees[1].units == Decimal(90)
+    assert _amounts(closed) == [("subscription", 3000), ("charge", 510), ("charge", 90)]
+    assert (closed.fees[1].units, closed.fees[1].progressive_credit_cents) == (Decimal(130), 150)
+    assert totals(closed.fees).sub_total_excluding_taxes_amount_cents == 3000 + 360 + 90
 
 
 @settings(max_examples=60, deadline=None)
@@ -234,7 +236,7 @@ def test_early_invoices_and_the_close_add_up_to_the_period_price(steps: list[int
     closed = at_boundary(facts, INVOICE, _at("2024-05-01T00:00:00"), [_usage(charge, _graduated(total), str(total))],
                          NO_TAXES)
 
-    assert billed + sum(f.amount_cents for f in closed.fees) == _graduated(total)
+    assert billed + sum(f.amount_cents - f.progressive_credit_cents for f in closed.fees) == _graduated(total)
 
 
 def test_fees_with_no_units_amount_or_events_are_dropped_from_invoices() -> None:

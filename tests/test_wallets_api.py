@@ -60,10 +60,9 @@ class Customer:
 def test_i4_the_worked_example_ends_at_zero_with_1060_left_in_the_wallet(
     api: falcon.testing.TestClient, tenant: IssuedKey, shared_store: Store, clock: Clock
 ) -> None:
-    """Usage 10,000 of which 3,000 invoiced early (invoice_now) → 7,000; coupon A fixed 1,500 (older) → 5,500;
-    coupon B 10 % → 550 → 4,950; VAT 20 % → 990 → 5,940; a credit note of 2,000 → 3,940; a wallet of 5,000 pays
-    3,940 → total 0, succeeded, 1,060 left. (Tally bills the early part net, so the invoice shows fees 7,000 where
-    Lago shows 10,000 and a progressive-billing credit of 3,000; every later figure is the reference's.)"""
+    """Fees 10,000, of which 3,000 were invoiced early (invoice_now): progressive-billing credit 3,000 → 7,000;
+    coupon A fixed 1,500 (older) → 5,500; coupon B 10 % → 550 → 4,950; VAT 20 % → 990 → 5,940; a credit note of
+    2,000 → 3,940; a wallet of 5,000 pays 3,940 → total 0, succeeded, 1,060 left in the wallet."""
     customer = Customer(api, tenant)
     customer.call("POST", "taxes", {"tax": {"name": "VAT", "code": "vat", "rate": "20", "applied_to_organization": True}})
     customer.call("POST", "taxes", {"tax": {"name": "Exempt", "code": "exempt", "rate": "0"}})
@@ -95,7 +94,8 @@ def test_i4_the_worked_example_ends_at_zero_with_1060_left_in_the_wallet(
     listed = customer.call("GET", "invoices?issuing_date_from=2026-05-01")["invoices"]
     [invoice] = [customer.call("GET", f"invoices/{i['lago_id']}")["invoice"] for i in listed]
     assert early["fees_amount_cents"] == 3_000
-    assert (invoice["fees_amount_cents"], invoice["coupons_amount_cents"]) == (7_000, 2_050)
+    assert (invoice["fees_amount_cents"], invoice["progressive_billing_credit_amount_cents"]) == (10_000, 3_000)
+    assert invoice["coupons_amount_cents"] == 2_050
     assert (invoice["sub_total_excluding_taxes_amount_cents"], invoice["taxes_amount_cents"]) == (4_950, 990)
     assert invoice["sub_total_including_taxes_amount_cents"] == 5_940
     assert (invoice["credit_notes_amount_cents"], invoice["prepaid_credit_amount_cents"]) == (2_000, 3_940)

@@ -260,7 +260,8 @@ class InvoicePresenter:
             payment_overdue=record.status == "finalized" and record.payment_status != "succeeded"
             and record.payment_due_date < date.today(),
             currency=record.currency, fees_amount_cents=record.fees_amount_cents,
-            taxes_amount_cents=record.taxes_amount_cents, progressive_billing_credit_amount_cents=0,
+            taxes_amount_cents=record.taxes_amount_cents,
+            progressive_billing_credit_amount_cents=record.totals.progressive_billing_credit_amount_cents,
             coupons_amount_cents=record.totals.coupons_amount_cents,
             credit_notes_amount_cents=record.totals.credit_notes_amount_cents,
             sub_total_excluding_taxes_amount_cents=record.totals.sub_total_excluding_taxes_amount_cents,
@@ -291,7 +292,13 @@ class InvoicePresenter:
         ) for p in record.billing_periods]
         invoice.fees = [present_fee(f, document, customer, external) for f in record.fees]
         invoice.subscriptions = [{"lago_id": str(s), "external_id": external.get(s)} for s in external]
-        invoice.credits = [{
+        early = record.totals.progressive_billing_credit_amount_cents
+        invoice.credits = ([{
+            "lago_id": str(uuid5(document.id, "billed_early")), "amount_cents": early, "amount_currency": record.currency,
+            "before_taxes": True, "item": {"lago_item_id": lago_id, "type": "invoice", "code": "progressive_billing",
+                                           "name": "Usage already invoiced", "description": None},
+            "invoice": {"lago_id": lago_id, "payment_status": record.payment_status},
+        }] if early else []) + [{
             "lago_id": str(uuid5(document.id, f"coupon/{c.applied_coupon_id}")), "amount_cents": c.amount_cents,
             "amount_currency": record.currency, "before_taxes": True,
             "item": {"lago_item_id": str(c.applied_coupon_id), "type": "coupon", "code": c.coupon_code,
