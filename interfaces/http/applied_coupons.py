@@ -15,7 +15,7 @@ from domain.application import Billing
 from domain.applied_coupon import ACTIVE, TERMINATED, AppliedCouponNotFound
 from domain.customer import CustomerNotFound
 from domain.errors import ValidationFailed
-from interfaces.http.customers import list_param
+from interfaces.http.customers import filtered_customer, list_param
 from interfaces.http.openapi import PAGINATION, Operation, Param
 from interfaces.http.wire import Body, PageRequest, given, respond, timestamp
 from projections.applied_coupons import AppliedCouponRecord, AppliedCouponsReader
@@ -131,12 +131,7 @@ class AppliedCouponCollection(AppliedCouponsBase):
         self._show(resp, req.context.organization_id, applied_id)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        external_customer_id = req.get_param("external_customer_id")
-        customer_id = None
-        if external_customer_id:
-            customer = self._customers.by_key(req.context.organization_id, external_customer_id)
-            customer_id = customer.id if customer is not None else UUID(int=0)
-        self._list(req, resp, customer_id)
+        self._list(req, resp, filtered_customer(req, self._customers))
 
 
 class CustomerAppliedCoupons(AppliedCouponsBase):

@@ -223,6 +223,19 @@ def _flag(req: falcon.Request, name: str) -> bool | None:
     return raw.lower() == "true"
 
 
+NO_CUSTOMER = UUID(int=0)  # matches no customer: a filter naming an unknown one lists nothing
+
+
+def filtered_customer(req: falcon.Request, customers: Any) -> UUID | None:
+    """The customer ``external_customer_id`` names, for a list filter: None when not asked, ``NO_CUSTOMER`` when
+    unknown (the list is then empty, as Lago's)."""
+    external_customer_id = req.get_param("external_customer_id")
+    if not external_customer_id:
+        return None
+    customer = customers.by_key(req.context.organization_id, external_customer_id)
+    return customer.id if customer is not None else NO_CUSTOMER
+
+
 def list_param(req: falcon.Request, name: str) -> list[str]:
     """Lago's array query parameters: ``name[]=a&name[]=b`` (plain ``name`` accepted too)."""
     return [*(req.get_param_as_list(f"{name}[]") or []), *(req.get_param_as_list(name) or [])]

@@ -15,6 +15,7 @@ from domain.application import Billing
 from domain.customer import CustomerNotFound
 from domain.payment import PaymentNotFound
 from domain.payment_request import PaymentRequestNotFound
+from interfaces.http.customers import filtered_customer
 from interfaces.http.invoices import InvoicePresenter
 from interfaces.http.openapi import PAGINATION, Operation, Param
 from interfaces.http.wire import Body, PageRequest, given, respond, timestamp
@@ -126,12 +127,7 @@ class PaymentCollection(PaymentsBase):
         respond(resp, {"payment": self._present(organization_id, [document])[0]})
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        external_customer_id = req.get_param("external_customer_id")
-        customer_id = None
-        if external_customer_id:
-            customer = self._customers.by_key(req.context.organization_id, external_customer_id)
-            customer_id = customer.id if customer is not None else UUID(int=0)
-        self._list(req, resp, customer_id)
+        self._list(req, resp, filtered_customer(req, self._customers))
 
 
 class PaymentMember(PaymentsBase):

@@ -21,6 +21,7 @@ from domain.wallet import (
     WalletTransactionNotFound,
     cents_to_credits,
 )
+from interfaces.http.customers import filtered_customer
 from interfaces.http.openapi import PAGINATION, Operation, Param
 from interfaces.http.wire import Body, PageRequest, given, respond, timestamp
 from projections.documents import Document
@@ -240,12 +241,7 @@ class WalletCollection(WalletsBase):
         self._show(resp, req.context.organization_id, wallet_id)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        external_customer_id = req.get_param("external_customer_id")
-        customer_id = None
-        if external_customer_id:
-            customer = self._customers.by_key(req.context.organization_id, external_customer_id)
-            customer_id = customer.id if customer is not None else UUID(int=0)
-        self._list(req, resp, customer_id)
+        self._list(req, resp, filtered_customer(req, self._customers))
 
 
 class WalletMember(WalletsBase):
