@@ -542,7 +542,11 @@ class InvoiceCommands(WalletCommands):
 
     def record_payment(self, organization_id: UUID, changes: Mapping[str, Any], now: datetime) -> UUID:
         """POST /payments: a manual payment of part or all of an invoice's due amount. The same invoice and
-        reference twice is one payment: the second is refused as already recorded."""
+        reference twice is one payment: the second is refused as already recorded. A payment racing another
+        change of the invoice is tried again on the invoice as it now is."""
+        return _retrying(lambda: self._record_payment(organization_id, changes, now))  # type: ignore[return-value]
+
+    def _record_payment(self, organization_id: UUID, changes: Mapping[str, Any], now: datetime) -> UUID:
         problems = Problems()
         reference = changes.get("reference")
         amount = changes.get("amount_cents")

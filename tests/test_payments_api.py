@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+from datetime import UTC, datetime
 from typing import Any
 
 import falcon.testing
 
 from domain.api_key import IssuedKey
+from domain.errors import ValidationFailed
 from interfaces.store import Store
 from tests.conftest import bearer
 from tests.test_applied_coupons_api import Shop, api  # noqa: F401 - the fixture
@@ -88,3 +91,31 @@ def test_a_payment_request_asks_for_unpaid_invoices_and_is_settled_when_they_are
     shop.call("POST", "payment_requests", {"payment_request": {"external_customer_id": "cus", "email": "nope",
                                                                "lago_invoice_ids": ids}}, status=422)
     shop.call("GET", "payment_requests/nope", status=404)
+
+
+def test_two_payments_racing_for_one_invoice_never_overpay_it(
+    api: falcon.testing.TestClient, tenant: IssuedKey, shared_store: Store  # noqa: F811
+) -> None:
+    """Six senders each pay 4,000 of a 10,000 invoice at once: two are recorded, the rest refused; 2,000 stays due."""
+    shop = Shop(api, tenant, shared_store)
+    invoice = shop.close(4)
+    outcomes: list[str] = []
+
+    def pay(number: int) -> None:
+        try:
+            shared_store.billing.record_payment(tenant.organization_id, {
+                "invoice_id": invoice["lago_id"], "amount_cents": 4_000, "reference": f"racer-{number}"},
+                datetime(2026, 4, 2, tzinfo=UTC))
+            outcomes.append("paid")
+        except ValidationFailed:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=pay, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    after = shop.call("GET", f"invoices/{invoice['lago_id']}")["invoice"]
+    assert sorted(outcomes) == ["paid", "paid", "refused", "refused", "refused", "refused"]
+    assert (after["total_paid_amount_cents"], after["total_due_amount_cents"]) == (8_000, 2_000)
