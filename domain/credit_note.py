@@ -18,7 +18,7 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from domain import identity
-from domain.errors import NotAllowed, NotFound, Problems
+from domain.errors import NotAllowed, NotFound, Problems, ValidationFailed
 from domain.fee import Fee, round_cents
 from domain.periods import Period
 from domain.subscription_fee import unused_window
@@ -27,6 +27,7 @@ AVAILABLE, CONSUMED, VOIDED = "available", "consumed", "voided"
 REASONS = ("duplicated_charge", "product_unsatisfactory", "order_change", "order_cancellation", "fraudulent_charge",
            "other")
 POLICIES = ("credit", "refund", "offset", "skip")
+REFUND_STATUSES = ("pending", "succeeded", "failed")
 
 
 class CreditNoteNotFound(NotFound):
@@ -216,6 +217,7 @@ class CreditNote(Aggregate):
         self.refund_status = "pending" if split.refund_amount_cents > 0 else None
         self.consumptions: tuple[Consumption, ...] = ()
         self.voided_at: datetime | None = None
+        self.metadata: dict[str, str | None] = {}
 
     @property
     def coupons_adjustment_amount_cents(self) -> int:
@@ -254,6 +256,23 @@ class CreditNote(Aggregate):
         self.credit_status = VOIDED
         self.balance_amount_cents = 0
         self.voided_at = voided_at
+
+    def change(self, *, refund_status: str | None = None, metadata: Mapping[str, str | None] | None = None) -> None:
+        """``PUT /credit_notes/{id}`` and the metadata endpoints: the refund's status, free-form metadata."""
+        if refund_status is not None and refund_status != self.refund_status:
+            if refund_status not in REFUND_STATUSES:
+                raise ValidationFailed({"refund_status": ["value_is_invalid"]})
+            self._refund_status_changed(refund_status=refund_status)
+        if metadata is not None and dict(metadata) != self.metadata:
+            self._metadata_changed(metadata=dict(metadata))
+
+    @event("RefundStatusChanged")
+    def _refund_status_changed(self, refund_status: str) -> None:
+        self.refund_status = refund_status
+
+    @event("MetadataChanged")
+    def _metadata_changed(self, metadata: dict[str, str | None]) -> None:
+        self.metadata = metadata
 
     def restore(self, invoice_id: UUID, amount_cents: int) -> None:
         """An invoice that consumed this credit was voided: the credit is the customer's again."""

@@ -821,6 +821,17 @@ class InvoiceCommands(WalletCommands):
     def credit_note(self, organization_id: UUID, credit_note_id: UUID) -> CreditNote:
         return self._owned(organization_id, credit_note_id, CreditNote, CreditNoteNotFound)
 
+    def update_credit_note(self, organization_id: UUID, credit_note_id: UUID, *, refund_status: str | None = None,
+                           metadata: Mapping[str, str | None] | None = None) -> None:
+        note = self.credit_note(organization_id, credit_note_id)
+        note.change(refund_status=refund_status, metadata=metadata)
+        self._save(note)
+
+    def set_wallet_metadata(self, organization_id: UUID, wallet_id: UUID, metadata: Mapping[str, str | None]) -> None:
+        wallet = self.wallet(organization_id, wallet_id)
+        wallet.update(replace(wallet.terms, metadata=tuple(sorted(metadata.items()))))
+        self._save(wallet)
+
     def void_credit_note(self, organization_id: UUID, credit_note_id: UUID, now: datetime) -> None:
         """Withdraw a credit note's remaining credit: later invoices no longer consume it."""
         note = self.credit_note(organization_id, credit_note_id)

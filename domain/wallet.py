@@ -70,6 +70,7 @@ class WalletTerms:
     recurring_rules: tuple[RecurringRule, ...] = ()
     paid_top_up_min_amount_cents: int | None = None
     paid_top_up_max_amount_cents: int | None = None
+    metadata: tuple[tuple[str, str | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -295,4 +296,6 @@ def terms_from(changes: Mapping[str, object], current: WalletTerms | None = None
                                if applies is not None else base.billable_metric_codes),
         paid_top_up_min_amount_cents=changes.get("paid_top_up_min_amount_cents", base.paid_top_up_min_amount_cents),  # type: ignore[arg-type]
         paid_top_up_max_amount_cents=changes.get("paid_top_up_max_amount_cents", base.paid_top_up_max_amount_cents),  # type: ignore[arg-type]
+        metadata=(tuple(sorted(dict(changes["metadata"]).items()))  # type: ignore[call-overload]
+                  if isinstance(changes.get("metadata"), Mapping) else base.metadata),
     )

@@ -6,7 +6,7 @@ use. Consumption by later invoices and voiding patch the document in the page tr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from functools import singledispatchmethod
 from typing import Any
@@ -54,6 +54,7 @@ class CreditNoteRecord:
     refund_status: str | None = None
     consumptions: tuple[Consumption, ...] = ()
     voided_at: datetime | None = None
+    metadata: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def coupons_adjustment_amount_cents(self) -> int:
@@ -132,6 +133,14 @@ class CreditNotes(Projection[CreditNotesView]):
         self._save(event, tracking, replace(
             record, balance_amount_cents=record.balance_amount_cents + event.amount_cents, credit_status="available",
             consumptions=tuple(c for c in record.consumptions if c.invoice_id != event.invoice_id)))
+
+    @process_event.register
+    def _(self, event: CreditNote.RefundStatusChanged, tracking: Tracking) -> None:
+        self._save(event, tracking, replace(self.view.record(event.originator_id), refund_status=event.refund_status))
+
+    @process_event.register
+    def _(self, event: CreditNote.MetadataChanged, tracking: Tracking) -> None:
+        self._save(event, tracking, replace(self.view.record(event.originator_id), metadata=event.metadata))
 
     @process_event.register
     def _(self, event: CreditNote.Voided, tracking: Tracking) -> None:

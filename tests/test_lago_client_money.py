@@ -14,6 +14,7 @@ from lago_python_client.models.coupon import Coupon
 from lago_python_client.models.credit_note import (
     CreditNote,
     CreditNoteEstimate,
+    CreditNoteUpdate,
     Item,
     Items,
 )
@@ -105,3 +106,27 @@ def test_analytics_through_the_client(lago: Client) -> None:
 
     assert [g.amount_cents for g in gross["gross_revenues"]] == [10_000]
     assert [c.invoices_count for c in collections["invoice_collections"]] == [1]
+
+
+def test_metadata_and_refund_status_through_the_client(lago: Client) -> None:
+    wallet = lago.wallets.create(Wallet(external_customer_id="cus-money", currency="USD", rate_amount="1",
+                                        metadata={"team": "core"}))
+    invoice = _one_off(lago)
+    fee_id = lago.invoices.find(invoice.lago_id).fees.__root__[0].lago_id
+    note = lago.credit_notes.create(CreditNote(invoice_id=invoice.lago_id, refund_amount_cents=0, credit_amount_cents=100,
+                                               items=Items(__root__=[Item(fee_id=fee_id, amount_cents=100)])))
+
+    replaced = lago.wallets.replace_metadata(wallet.lago_id, {"a": "1", "b": "2"})
+    merged = lago.wallets.merge_metadata(wallet.lago_id, {"b": "3", "c": None})
+    dropped = lago.wallets.delete_metadata_key(wallet.lago_id, "a")
+    shown = lago.wallets.find(wallet.lago_id)
+    noted = lago.credit_notes.replace_metadata(note.lago_id, {"x": "y"})
+    cleared = lago.credit_notes.delete_all_metadata(note.lago_id)
+    updated = lago.credit_notes.update(CreditNoteUpdate(refund_status="succeeded"), note.lago_id)
+
+    assert wallet.metadata == {"team": "core"}
+    assert (replaced, merged, dropped) == ({"a": "1", "b": "2"}, {"a": "1", "b": "3", "c": None}, {"b": "3", "c": None})
+    assert shown.metadata == {"b": "3", "c": None} and (noted, cleared) == ({"x": "y"}, {})
+    assert updated.refund_status == "succeeded"
+    with pytest.raises(LagoApiError):
+        lago.credit_notes.update(CreditNoteUpdate(refund_status="lost"), note.lago_id)

@@ -13,8 +13,10 @@ from domain.add_on import AddOnDefinition
 from domain.application import Billing
 from domain.billable_metric import MetricDefinition
 from domain.coupon import CouponDefinition
+from domain.credit_note import CreditNoteNotFound
 from domain.metering import Metering
 from domain.plan import PlanDefinition
+from domain.wallet import WalletNotFound
 from interfaces.billing_cache import BillingCache
 from interfaces.group_commit import GroupCommitter
 from interfaces.http import (
@@ -27,6 +29,7 @@ from interfaces.http import (
     errors,
     invoices,
     ledger,
+    metadata,
     payments,
     plans,
     taxes,
@@ -171,6 +174,10 @@ def create_app(
         *ledger.resources(readers.ledger, readers.customers, readers.invoices, clock),
         *wallets.resources(billing, readers.wallets, readers.customers, readers.subscriptions, readers.usage, clock),
         *analytics.resources(readers.invoices, readers.customers, readers.plans, clock),
+        *metadata.resources("credit_notes", "credit_notes", lambda o, i: billing.credit_note(o, i).metadata,
+                            lambda o, i, m: billing.update_credit_note(o, i, metadata=m), CreditNoteNotFound),
+        *metadata.resources("wallets", "wallets", lambda o, i: dict(billing.wallet(o, i).terms.metadata),
+                            billing.set_wallet_metadata, WalletNotFound),
     ]
     operations = [op for resource in resources for op in resource.operations]
     resources.append(OpenApiResource(operations))

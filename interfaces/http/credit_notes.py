@@ -150,7 +150,7 @@ class CreditNotePresenter:
                 tax_code=line.code, tax_rate=float(line.rate), tax_description=line.description,
                 amount_cents=line.amount_cents, amount_currency=record.currency, fees_amount_cents=line.fees_amount_cents,
                 created_at=timestamp(document.created_at)) for line in lines],
-            customer=customer, metadata={},
+            customer=customer, metadata=dict(record.metadata),
         )
 
 
@@ -319,15 +319,32 @@ class CustomerCreditNotes(CreditNotesBase):
         self._list(req, resp, [customer.id])
 
 
+class CreditNoteUpdateInput(msgspec.Struct, kw_only=True):
+    refund_status: str | None | Unset = UNSET
+    metadata: dict[str, str | None] | None | Unset = UNSET
+
+
+_update = Body("credit_note", CreditNoteUpdateInput)
+
+
 class CreditNoteMember(CreditNotesBase):
     path = "/api/v1/credit_notes/{lago_id}"
     operations = (
         Operation("GET", path, "Retrieve a credit note", "credit_notes", CreditNoteObject, "credit_note",
                   errors=(401, 404)),
+        Operation("PUT", path, "Update a credit note's refund status or metadata", "credit_notes", CreditNoteObject,
+                  "credit_note", request=_update, errors=(401, 404, 422)),
     )
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, lago_id: str) -> None:
         self._show(resp, req.context.organization_id, _id(lago_id))
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, lago_id: str) -> None:
+        changes = given(_update.decode(req.context.body))
+        note_id = _id(lago_id)
+        self._billing.update_credit_note(req.context.organization_id, note_id,
+                                         refund_status=changes.get("refund_status"), metadata=changes.get("metadata"))
+        self._show(resp, req.context.organization_id, note_id)
 
 
 class CreditNoteVoid(CreditNotesBase):

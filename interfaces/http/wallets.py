@@ -55,6 +55,7 @@ class WalletInput(msgspec.Struct, kw_only=True):
     transaction_name: str | None | Unset = UNSET
     applies_to: AppliesTo | None | Unset = UNSET
     recurring_transaction_rules: list[dict[str, Any]] | None | Unset = UNSET
+    metadata: dict[str, str | None] | None | Unset = UNSET
 
 
 class TransactionInput(msgspec.Struct, kw_only=True):
@@ -97,7 +98,7 @@ class WalletObject(msgspec.Struct):
     priority: int
     recurring_transaction_rules: list[dict[str, Any]]
     applies_to: dict[str, list[str]]
-    metadata: dict[str, str]
+    metadata: dict[str, str | None]
 
 
 class TransactionObject(msgspec.Struct):
@@ -182,7 +183,7 @@ class WalletsBase:
                 if r.target_ongoing_balance is not None else None,
                 "started_at": timestamp(r.started_at)} for r in terms.recurring_rules],
             applies_to={"fee_types": list(terms.fee_types), "billable_metric_codes": list(terms.billable_metric_codes)},
-            metadata={},
+            metadata=dict(terms.metadata),
         )
 
     def _show(self, resp: falcon.Response, organization_id: UUID, wallet_id: UUID) -> None:
