@@ -16,6 +16,7 @@ from uuid import UUID
 from domain.errors import NotFound
 
 FEE_TYPES = ("subscription", "charge", "add_on", "commitment")
+MAX_CENTS = 10**15  # the most any fee may be, in minor units: what every read model and ledger column holds
 _HUNDRED = Decimal(100)
 
 

@@ -22,7 +22,7 @@ from eventsourcing.domain import Aggregate, event
 from domain import identity
 from domain.applied_coupon import CouponUse
 from domain.errors import NotAllowed, NotFound, ValidationFailed
-from domain.fee import AppliedTax, Fee, round_cents
+from domain.fee import MAX_CENTS, AppliedTax, Fee, round_cents
 from domain.wallet import WalletUse
 
 DRAFT, FINALIZED, VOIDED, DELETED = "draft", "finalized", "voided", "deleted"
@@ -232,6 +232,8 @@ class Invoice(Aggregate):
         provenance: Provenance,
         expected_finalization_date: date | None = None,
     ) -> Invoice:
+        if any(abs(f.amount_cents) > MAX_CENTS for f in fees):
+            raise ValidationFailed({"amount_cents": ["value_is_out_of_range"]})
         return cls(
             organization_id=organization_id,
             key=key,

@@ -38,7 +38,7 @@ from domain.credit_note import taxes_cents as credit_taxes_cents
 from domain.currency import is_accepted_currency, minor_unit_exponent
 from domain.customer import Customer, CustomerNotFound
 from domain.errors import Problems, RuleViolated, ValidationFailed
-from domain.fee import Fee, choose_taxes, round_cents
+from domain.fee import MAX_CENTS, Fee, choose_taxes, round_cents
 from domain.invoice import (
     DRAFT,
     FINALIZED,
@@ -620,6 +620,9 @@ class InvoiceCommands(WalletCommands):
     def _top_up(self, wallet: Wallet, customer: Customer, paid: Decimal, granted: Decimal, voided: Decimal,
                 now: datetime, changed: list[Aggregate], *, source: str, name: Any) -> list[UUID]:
         exponent = minor_unit_exponent(wallet.currency)
+        for field, credits in (("paid_credits", paid), ("granted_credits", granted), ("voided_credits", voided)):
+            if credits_to_cents(credits, wallet.rate_amount, exponent) > MAX_CENTS:
+                raise ValidationFailed({field: ["value_is_out_of_range"]})
         made: list[UUID] = []
         if paid > 0:
             cents = credits_to_cents(paid, wallet.rate_amount, exponent)

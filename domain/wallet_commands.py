@@ -26,6 +26,7 @@ from domain.wallet import (
     terms_from,
 )
 
+MAX_CREDITS = Decimal(10) ** 12  # credits (and a credit's rate) beyond this would overflow what balances hold
 SPENDING_INVOICE_TYPES = ("subscription", "one_off", "progressive_billing")  # not the credit invoices of top-ups
 RULE_TRIGGERS = ("interval", "threshold")
 RULE_INTERVALS = ("weekly", "monthly", "quarterly", "semiannual", "yearly")
@@ -42,6 +43,9 @@ def credits_value(raw: Any, field: str, problems: Problems) -> Decimal:
         return Decimal(0)
     if not value.is_finite() or value < 0:
         problems.add(field, "value_is_invalid")
+        return Decimal(0)
+    if value > MAX_CREDITS:
+        problems.add(field, "value_is_out_of_range")
         return Decimal(0)
     return value
 

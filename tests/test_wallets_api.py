@@ -225,3 +225,26 @@ def test_an_expired_wallet_is_not_consumed_and_is_terminated_by_the_scheduler(
     ended = customer.call("GET", f"wallets/{wallet['lago_id']}")["wallet"]
     assert invoice["prepaid_credit_amount_cents"] == 0
     assert (ended["status"], ended["balance_cents"]) == ("terminated", 0)
+
+
+def test_amounts_too_large_to_hold_are_refused_and_the_views_keep_working(
+    api: falcon.testing.TestClient, tenant: IssuedKey, shared_store: Store
+) -> None:
+    """Credits or units worth more than any column holds are a 422, never an invoice that no view could store."""
+    customer = Customer(api, tenant)
+    wallet = customer.wallet()
+    customer.call("POST", "add_ons", {"add_on": {"name": "Setup", "code": "setup", "amount_cents": 100,
+                                                 "amount_currency": "USD"}})
+
+    huge_wallet = customer.call("POST", "wallets", {"wallet": {"external_customer_id": "cus", "currency": "USD",
+                                                               "rate_amount": "1", "paid_credits": "1e400"}}, status=422)
+    huge_top_up = customer.call("POST", "wallet_transactions", {"wallet_transaction": {
+        "wallet_id": wallet["lago_id"], "granted_credits": "99999999999999"}}, status=422)
+    huge_one_off = customer.call("POST", "invoices", {"invoice": {"external_customer_id": "cus", "fees": [
+        {"add_on_code": "setup", "units": "1e20"}]}}, status=422)
+
+    assert huge_wallet["error_details"] == {"paid_credits": ["value_is_out_of_range"]}
+    assert huge_top_up["error_details"] == {"granted_credits": ["value_is_out_of_range"]}
+    assert huge_one_off["error_details"] == {"amount_cents": ["value_is_out_of_range"]}
+    assert customer.call("GET", "invoices")["invoices"] == []
+    assert customer.call("GET", "wallets")["meta"]["total_count"] == 1
