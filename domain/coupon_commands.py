@@ -128,11 +128,10 @@ class CouponCommands(SubscriptionCommands):
                 customer.coupon_ended(coupon.id)
                 changed.append(customer)
 
-    def _give_back_coupons(self, invoice: Invoice, changed: list[Aggregate]) -> None:
+    def _give_back_coupons(self, invoice: Invoice, customer: Customer, changed: list[Aggregate]) -> None:
         """A voided invoice returns what it took of its coupons; a coupon it used up is active again."""
         if not invoice.coupons:
             return
-        customer = self._load(invoice.customer_id, Customer, AppliedCouponNotFound)
         for use in invoice.coupons:
             coupon = self._load(use.applied_coupon_id, AppliedCoupon, AppliedCouponNotFound)
             coupon.restore(invoice.id, use.amount_cents)

@@ -510,17 +510,17 @@ class InvoiceCommands(WalletCommands):
             raise InvoiceNotVoidable(f"invoice {invoice.id} bought wallet credits: void the credits instead")
         invoice.void(now)
         changed: list[Aggregate] = [invoice]
-        self._give_back_coupons(invoice, changed)
-        self._give_back_credit(invoice, changed)
+        if invoice.coupons or invoice.credits:
+            customer = self._load(invoice.customer_id, Customer, CustomerNotFound)
+            self._give_back_coupons(invoice, customer, changed)
+            self._give_back_credit(invoice, customer, changed)
         self._give_back_wallets(invoice, changed, now)
         self._save(*_unique(changed))
 
-    def _give_back_credit(self, invoice: Invoice, changed: list[Aggregate]) -> None:
+    def _give_back_credit(self, invoice: Invoice, customer: Customer, changed: list[Aggregate]) -> None:
         """A voided invoice returns the credit-note credit it consumed (Lago keeps it consumed; Tally does not)."""
         if not invoice.credits:
             return
-        customer = next((a for a in changed if isinstance(a, Customer)), None) or self._load(
-            invoice.customer_id, Customer, CustomerNotFound)
         for credit in invoice.credits:
             note = self._load(credit.credit_note_id, CreditNote, CreditNoteNotFound)
             note.restore(invoice.id, credit.amount_cents)

@@ -194,6 +194,18 @@ class DocumentReader(Generic[T]):
             ).fetchall()
         return [self._document(row) for row in rows], total
 
+    def matching(self, organization_id: UUID, offset: int, limit: int, **equals: Any) -> tuple[list[Document[T]], int]:
+        """A page of documents whose filter columns equal the values given (a list: any of them; None: no filter)."""
+        conditions: list[Condition] = []
+        for column, value in equals.items():
+            if value is None:
+                continue
+            if column not in self._extra:
+                raise ValueError(f"{column} is not a filter column of this view")
+            test = sql.SQL("{} = ANY(%s)" if isinstance(value, list) else "{} = %s").format(sql.Identifier(column))
+            conditions.append((test, [value]))
+        return self.page(organization_id, offset, limit, conditions)
+
     def _one(self, where: sql.Composable, params: list[Any]) -> Document[T] | None:
         with self._pool.connection() as conn:
             row = conn.execute(self._select + sql.SQL(" WHERE ") + where, params).fetchone()

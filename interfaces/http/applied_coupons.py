@@ -9,7 +9,6 @@ from uuid import UUID
 
 import falcon
 import msgspec
-from psycopg import sql
 
 from domain.application import Billing
 from domain.applied_coupon import ACTIVE, TERMINATED, AppliedCouponNotFound
@@ -17,7 +16,7 @@ from domain.customer import CustomerNotFound
 from domain.errors import ValidationFailed
 from interfaces.http.customers import filtered_customer, list_param
 from interfaces.http.openapi import PAGINATION, Operation, Param
-from interfaces.http.wire import Body, PageRequest, given, respond, timestamp
+from interfaces.http.wire import Body, PageRequest, given, parse_id, respond, timestamp
 from projections.applied_coupons import AppliedCouponRecord, AppliedCouponsReader
 from projections.documents import Document
 from projections.subscriptions import CustomersReader
@@ -82,18 +81,12 @@ class AppliedCouponsBase:
 
     def _list(self, req: falcon.Request, resp: falcon.Response, customer_id: UUID | None) -> None:
         page = PageRequest.of(req)
-        conditions: list[Any] = []
         status = req.get_param("status")
         if status is not None and status not in (ACTIVE, TERMINATED):
             raise ValidationFailed({"status": ["value_is_invalid"]})
-        if customer_id is not None:
-            conditions.append((sql.SQL("customer_id = %s"), [customer_id]))
-        if status is not None:
-            conditions.append((sql.SQL("status = %s"), [status]))
-        codes = list_param(req, "coupon_code")
-        if codes:
-            conditions.append((sql.SQL("coupon_code = ANY(%s)"), [codes]))
-        documents, total = self._applied.page(req.context.organization_id, page.offset, page.per_page, conditions)
+        documents, total = self._applied.matching(req.context.organization_id, page.offset, page.per_page,
+                                                  customer_id=customer_id, status=status,
+                                                  coupon_code=list_param(req, "coupon_code") or None)
         respond(resp, {"applied_coupons": self._present(req.context.organization_id, documents), "meta": page.meta(total)})
 
 
@@ -156,10 +149,7 @@ class CustomerAppliedCoupon(AppliedCouponsBase):
     )
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, external_id: str, lago_id: str) -> None:
-        try:
-            applied_id = UUID(lago_id)
-        except ValueError:
-            raise AppliedCouponNotFound(key=lago_id) from None
+        applied_id = parse_id(lago_id, AppliedCouponNotFound)
         self._billing.terminate_applied_coupon(req.context.organization_id, external_id, applied_id, self._now())
         self._show(resp, req.context.organization_id, applied_id)
 

@@ -35,6 +35,7 @@ from interfaces.http.wire import (
     Body,
     PageRequest,
     given,
+    parse_id,
     query_dates,
     query_ints,
     respond,
@@ -202,10 +203,7 @@ def _filters(req: falcon.Request, customer_ids: list[UUID] | None) -> CreditNote
 
 
 def _id(raw: str) -> UUID:
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise CreditNoteNotFound(key=raw) from None
+    return parse_id(raw, CreditNoteNotFound)
 
 
 _LIST_FILTERS = (

@@ -19,7 +19,7 @@ from domain.customer import CustomerNotFound, CustomerProfile
 from domain.errors import ValidationFailed
 from interfaces.http.openapi import PAGINATION, Operation, Param
 from interfaces.http.taxes import TaxObject, taxes_for
-from interfaces.http.wire import Body, PageRequest, given, respond, timestamp
+from interfaces.http.wire import NO_ID, Body, PageRequest, given, respond, timestamp
 from projections.catalog import TaxesReader
 from projections.documents import Document
 from projections.organizations import OrganizationsReader
@@ -223,17 +223,14 @@ def _flag(req: falcon.Request, name: str) -> bool | None:
     return raw.lower() == "true"
 
 
-NO_CUSTOMER = UUID(int=0)  # matches no customer: a filter naming an unknown one lists nothing
-
-
 def filtered_customer(req: falcon.Request, customers: Any) -> UUID | None:
-    """The customer ``external_customer_id`` names, for a list filter: None when not asked, ``NO_CUSTOMER`` when
-    unknown (the list is then empty, as Lago's)."""
+    """The customer ``external_customer_id`` names, for a list filter: None when not asked, ``NO_ID`` when unknown
+    (the list is then empty, as Lago's)."""
     external_customer_id = req.get_param("external_customer_id")
     if not external_customer_id:
         return None
     customer = customers.by_key(req.context.organization_id, external_customer_id)
-    return customer.id if customer is not None else NO_CUSTOMER
+    return customer.id if customer is not None else NO_ID
 
 
 def list_param(req: falcon.Request, name: str) -> list[str]:

@@ -15,7 +15,7 @@ from psycopg import sql
 from domain.application import Billing
 from domain.currency import minor_unit_exponent
 from domain.customer import CustomerNotFound
-from domain.errors import ValidationFailed
+from domain.errors import NotFound, ValidationFailed
 from domain.fee import FEE_TYPES, Fee, FeeNotFound, round_cents
 from domain.invoice import INVOICE_TYPES, PAYMENT_STATUSES, InvoiceNotFound
 from interfaces.http.customers import CustomerObject, CustomerPresenter, list_param
@@ -24,6 +24,7 @@ from interfaces.http.wire import (
     Body,
     PageRequest,
     given,
+    parse_id,
     query_dates,
     query_ints,
     respond,
@@ -386,11 +387,8 @@ class InvoicesBase:
                        "meta": page.meta(total)})
 
 
-def _id(raw: str, missing: type[Exception] = InvoiceNotFound) -> UUID:
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise missing(key=raw) from None  # type: ignore[call-arg]
+def _id(raw: str, missing: type[NotFound] = InvoiceNotFound) -> UUID:
+    return parse_id(raw, missing)
 
 
 def _filters(req: falcon.Request, customer_ids: list[UUID] | None) -> InvoiceFilters:

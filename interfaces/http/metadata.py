@@ -13,7 +13,7 @@ import msgspec
 
 from domain.errors import NotFound, ValidationFailed
 from interfaces.http.openapi import Operation
-from interfaces.http.wire import respond
+from interfaces.http.wire import parse_id, respond
 
 Read = Callable[[UUID, UUID], Mapping[str, str | None]]
 Write = Callable[[UUID, UUID, dict[str, str | None]], None]
@@ -45,10 +45,7 @@ class MetadataResource:
         self._read, self._write, self._missing = read, write, missing
 
     def _id(self, raw: str) -> UUID:
-        try:
-            return UUID(raw)
-        except ValueError:
-            raise self._missing(key=raw) from None
+        return parse_id(raw, self._missing)
 
     def _set(self, req: falcon.Request, resp: falcon.Response, lago_id: str,
              change: Callable[[dict[str, str | None]], dict[str, str | None]]) -> None:

@@ -9,7 +9,6 @@ from uuid import UUID
 
 import falcon
 import msgspec
-from psycopg import sql
 
 from domain.application import Billing
 from domain.customer import CustomerNotFound
@@ -18,7 +17,15 @@ from domain.payment_request import PaymentRequestNotFound
 from interfaces.http.customers import filtered_customer
 from interfaces.http.invoices import InvoicePresenter
 from interfaces.http.openapi import PAGINATION, Operation, Param
-from interfaces.http.wire import Body, PageRequest, given, respond, timestamp
+from interfaces.http.wire import (
+    Body,
+    PageRequest,
+    filter_id,
+    given,
+    parse_id,
+    respond,
+    timestamp,
+)
 from projections.documents import Document
 from projections.invoices import InvoicesReader
 from projections.payments import (
@@ -95,16 +102,9 @@ class PaymentsBase:
 
     def _list(self, req: falcon.Request, resp: falcon.Response, customer_id: UUID | None) -> None:
         page = PageRequest.of(req)
-        conditions: list[Any] = []
-        if customer_id is not None:
-            conditions.append((sql.SQL("customer_id = %s"), [customer_id]))
-        invoice_id = req.get_param("invoice_id")
-        if invoice_id:
-            try:
-                conditions.append((sql.SQL("invoice_id = %s"), [UUID(invoice_id)]))
-            except ValueError:
-                conditions.append((sql.SQL("false"), []))
-        documents, total = self._payments.page(req.context.organization_id, page.offset, page.per_page, conditions)
+        documents, total = self._payments.matching(req.context.organization_id, page.offset, page.per_page,
+                                                   customer_id=customer_id,
+                                                   invoice_id=filter_id(req.get_param("invoice_id")))
         respond(resp, {"payments": self._present(req.context.organization_id, documents), "meta": page.meta(total)})
 
 
@@ -135,10 +135,7 @@ class PaymentMember(PaymentsBase):
     operations = (Operation("GET", path, "Retrieve a payment", "payments", PaymentObject, "payment", errors=(401, 404)),)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, lago_id: str) -> None:
-        try:
-            payment_id = UUID(lago_id)
-        except ValueError:
-            raise PaymentNotFound(key=lago_id) from None
+        payment_id = parse_id(lago_id, PaymentNotFound)
         document = self._payments.by_id(req.context.organization_id, payment_id)
         if document is None:
             raise PaymentNotFound(key=lago_id)
@@ -234,12 +231,8 @@ class PaymentRequestCollection(PaymentRequestsBase):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         organization_id = req.context.organization_id
         page = PageRequest.of(req)
-        conditions: list[Any] = []
-        external_customer_id = req.get_param("external_customer_id")
-        if external_customer_id:
-            customer = self._customers.by_key(organization_id, external_customer_id)
-            conditions.append((sql.SQL("customer_id = %s"), [customer.id if customer is not None else UUID(int=0)]))
-        documents, total = self._requests.page(organization_id, page.offset, page.per_page, conditions)
+        documents, total = self._requests.matching(organization_id, page.offset, page.per_page,
+                                                   customer_id=filtered_customer(req, self._customers))
         shown = self._present(organization_id, documents)
         status = req.get_param("payment_status")
         if status:
@@ -253,10 +246,7 @@ class PaymentRequestMember(PaymentRequestsBase):
                             "payment_request", errors=(401, 404)),)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, lago_id: str) -> None:
-        try:
-            request_id = UUID(lago_id)
-        except ValueError:
-            raise PaymentRequestNotFound(key=lago_id) from None
+        request_id = parse_id(lago_id, PaymentRequestNotFound)
         self._show(resp, req.context.organization_id, request_id)
 
 

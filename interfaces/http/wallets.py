@@ -10,7 +10,6 @@ from uuid import UUID
 
 import falcon
 import msgspec
-from psycopg import sql
 
 from domain.application import Billing
 from domain.currency import minor_unit_exponent
@@ -23,7 +22,7 @@ from domain.wallet import (
 )
 from interfaces.http.customers import filtered_customer
 from interfaces.http.openapi import PAGINATION, Operation, Param
-from interfaces.http.wire import Body, PageRequest, given, respond, timestamp
+from interfaces.http.wire import Body, PageRequest, given, parse_id, respond, timestamp
 from projections.documents import Document
 from projections.subscriptions import CustomersReader, SubscriptionsReader
 from projections.usage_reader import UsageReader
@@ -194,20 +193,13 @@ class WalletsBase:
 
     def _list(self, req: falcon.Request, resp: falcon.Response, customer_id: UUID | None) -> None:
         page = PageRequest.of(req)
-        conditions: list[Any] = []
-        if customer_id is not None:
-            conditions.append((sql.SQL("customer_id = %s"), [customer_id]))
-        if req.get_param("currency"):
-            conditions.append((sql.SQL("currency = %s"), [req.get_param("currency")]))
-        documents, total = self._wallets.page(req.context.organization_id, page.offset, page.per_page, conditions)
+        documents, total = self._wallets.matching(req.context.organization_id, page.offset, page.per_page,
+                                                  customer_id=customer_id, currency=req.get_param("currency") or None)
         respond(resp, {"wallets": self._present(req.context.organization_id, documents), "meta": page.meta(total)})
 
 
 def _wallet_id(raw: str) -> UUID:
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise WalletNotFound(key=raw) from None
+    return parse_id(raw, WalletNotFound)
 
 
 def present_transaction(transaction: WalletTransaction, wallet: Document[WalletRecord]) -> TransactionObject:
@@ -324,10 +316,7 @@ class WalletTransactionMember(WalletsBase):
                             "wallet_transaction", errors=(401, 404)),)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, lago_id: str) -> None:
-        try:
-            transaction_id = UUID(lago_id)
-        except ValueError:
-            raise WalletTransactionNotFound(key=lago_id) from None
+        transaction_id = parse_id(lago_id, WalletTransactionNotFound)
         found = self._wallets.transaction(req.context.organization_id, transaction_id)
         if found is None:
             raise WalletTransactionNotFound(key=lago_id)

@@ -11,11 +11,12 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Generic, TypeVar
+from uuid import UUID
 
 import falcon
 import msgspec
 
-from domain.errors import ValidationFailed
+from domain.errors import NotFound, ValidationFailed
 
 T = TypeVar("T", bound=msgspec.Struct)
 
@@ -166,6 +167,27 @@ class PageRequest:
             "total_pages": total_pages,
             "total_count": total_count,
         }
+
+
+NO_ID = UUID(int=0)  # an id nothing has: a filter naming something unknown lists nothing
+
+
+def parse_id(raw: str, missing: type[NotFound]) -> UUID:
+    """A ``lago_id`` from the path; one that is not a UUID is as unknown as a missing one (Lago's 404)."""
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise missing(key=raw) from None
+
+
+def filter_id(raw: str | None) -> UUID | None:
+    """An id given as a list filter: None when not given, ``NO_ID`` (matching nothing) when not a UUID."""
+    if not raw:
+        return None
+    try:
+        return UUID(raw)
+    except ValueError:
+        return NO_ID
 
 
 def query_dates(req: falcon.Request, names: tuple[str, ...], problems: dict[str, list[str]]) -> dict[str, date | None]:
