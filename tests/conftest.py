@@ -25,7 +25,8 @@ from interfaces import embedded_postgres
 from interfaces.http.app import create_app
 from interfaces.store import Store, migrate, open_store
 
-TEMPLATE = "tally_test_template"
+# One template per test session, so sessions sharing a server never drop each other's.
+TEMPLATE = f"tally_test_template_{os.getpid()}"
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -52,12 +53,14 @@ def database_in(server: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def template_database(postgres_server: str) -> str:
+def template_database(postgres_server: str) -> Iterator[str]:
     with psycopg.connect(postgres_server, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {TEMPLATE}")
     migrate(database_in(postgres_server, TEMPLATE))
-    return TEMPLATE
+    yield TEMPLATE
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
 
 
 def _fresh_database(server: str, template: str) -> Iterator[str]:
