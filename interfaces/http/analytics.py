@@ -112,7 +112,7 @@ class GrossRevenueResource(AnalyticsBase):
     path = "/api/v1/analytics/gross_revenue"
     envelope = "gross_revenues"
     operations = (Operation("GET", path, "Finalized invoice amounts per month", "analytics", GrossRevenue,
-                            "gross_revenues", query=_QUERY + _CUSTOMER, errors=(401, 404, 422)),)
+                            "gross_revenues", query=_QUERY + _CUSTOMER, many=True, errors=(404, 422)),)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
@@ -129,7 +129,7 @@ class InvoicedUsageResource(AnalyticsBase):
     path = "/api/v1/analytics/invoiced_usage"
     envelope = "invoiced_usages"
     operations = (Operation("GET", path, "Usage fees invoiced per month and metric", "analytics", InvoicedUsage,
-                            "invoiced_usages", query=_QUERY, errors=(401, 422)),)
+                            "invoiced_usages", query=_QUERY, many=True, errors=(422,)),)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         sums: dict[tuple[str, str, str], int] = defaultdict(int)
@@ -146,7 +146,7 @@ class MrrResource(AnalyticsBase):
     path = "/api/v1/analytics/mrr"
     envelope = "mrrs"
     operations = (Operation("GET", path, "Monthly recurring revenue: subscription fees per month, as monthly amounts",
-                            "analytics", Mrr, "mrrs", query=_QUERY, errors=(401, 422)),)
+                            "analytics", Mrr, "mrrs", query=_QUERY, many=True, errors=(422,)),)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         organization_id = req.context.organization_id
@@ -166,7 +166,7 @@ class InvoiceCollectionResource(AnalyticsBase):
     path = "/api/v1/analytics/invoice_collection"
     envelope = "invoice_collections"
     operations = (Operation("GET", path, "Invoices and their amounts per month and payment status", "analytics",
-                            InvoiceCollection, "invoice_collections", query=_QUERY, errors=(401, 422)),)
+                            InvoiceCollection, "invoice_collections", query=_QUERY, many=True, errors=(422,)),)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         sums: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
@@ -184,7 +184,7 @@ class OverdueBalanceResource(AnalyticsBase):
     envelope = "overdue_balances"
     operations = (Operation("GET", path, "What is due past its payment due date, per month of that date",
                             "analytics", OverdueBalance, "overdue_balances", query=_QUERY + _CUSTOMER,
-                            errors=(401, 404, 422)),)
+                            many=True, errors=(404, 422)),)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         today = self._now().date()

@@ -13,7 +13,7 @@ from domain.billable_metric import BillableMetricNotFound, MetricDefinition
 from domain.errors import ValidationFailed
 from domain.expression import ExpressionError, compile_expression
 from interfaces.http.catalog import Catalog, each
-from interfaces.http.openapi import Operation
+from interfaces.http.openapi import Envelope, Operation
 from interfaces.http.wire import Body, respond, timestamp
 from projections.documents import Document, DocumentReader
 
@@ -136,7 +136,7 @@ class EvaluateExpressionResource:
     path = "/api/v1/billable_metrics/evaluate_expression"
     operations = (
         Operation("POST", path, "Evaluate a metric expression against a sample event", "billable_metrics",
-                  ExpressionResult, "expression_result"),
+                  ExpressionResult, "expression_result", request=Envelope(None, EvaluateExpression), changes=False),
     )
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:

@@ -278,7 +278,7 @@ class CreditNoteEstimate(CreditNotesBase):
     path = "/api/v1/credit_notes/estimate"
     operations = (Operation("POST", path, "What a credit note with these items would give back", "credit_notes",
                             EstimatedCreditNoteObject, "estimated_credit_note", request=_create,
-                            errors=(401, 404, 422)),)
+                            changes=False, errors=(404,)),)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         changes = given(_create.decode(req.context.body))
@@ -384,7 +384,7 @@ class CreditNoteDownload(CreditNotesBase):
 class CreditNoteFile(CreditNotesBase):
     path = "/api/v1/credit_notes/{lago_id}/file.pdf"
     operations = (Operation("GET", path, "The credit note PDF itself (the file_url; needs the API key)",
-                            "credit_notes", None, None, extension=True, errors=(401, 404)),)
+                            "credit_notes", None, None, extension=True, content_type="application/pdf", errors=()),)
 
     def __init__(self, *args: Any, files: InvoiceFiles, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

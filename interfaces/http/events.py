@@ -22,7 +22,7 @@ from domain.usage_event import MetricExpression, UsageEvent, to_json
 from interfaces.billing_cache import BillingCache
 from interfaces.group_commit import GroupCommitter
 from interfaces.http.customers import list_param
-from interfaces.http.openapi import PAGINATION, Operation, Param
+from interfaces.http.openapi import PAGINATION, Envelope, Operation, Param
 from interfaces.http.wire import BadRequest, PageRequest, respond
 from projections.documents import DocumentReader
 from projections.events import EventsReader, Explanation, StoredUsageEvent
@@ -39,6 +39,17 @@ class EventInput(msgspec.Struct, kw_only=True):
     timestamp: Any = None
     properties: msgspec.Raw = msgspec.Raw(b"null")  # kept as sent: exact numbers, no re-encoding
     precise_total_amount_cents: Any = None
+
+
+class EventFields(msgspec.Struct, kw_only=True):
+    """One event as documented; ``EventInput`` decodes it loosely so the domain can name each wrong field."""
+
+    transaction_id: str
+    code: str
+    external_subscription_id: str | None = None
+    timestamp: int | float | str | None = None
+    properties: dict[str, Any] = msgspec.field(default_factory=dict)
+    precise_total_amount_cents: str | int | float | None = None
 
 
 class SingleEnvelope(msgspec.Struct):
@@ -159,14 +170,14 @@ class EventCollection:
     path = "/api/v1/events"
     operations = (
         Operation("POST", path, "Ingest one usage event (durable before the 200)", "events", EventObject, "event",
-                  errors=(400, 401, 422)),
+                  request=Envelope("event", EventFields)),
         Operation("GET", path, "List usage events, newest first", "events", EventObject, "events", listed=True,
                   query=PAGINATION + (
                       Param("code", "Metric code."),
                       Param("external_subscription_id", "Subscription external id."),
                       Param("timestamp_from", "Events at or after this ISO time."),
                       Param("timestamp_to", "Events at or before this ISO time."),
-                  )),
+                  ), errors=(422,)),
     )
 
     def __init__(self, ingestion: Ingestion, committer: GroupCommitter, events: EventsReader) -> None:
@@ -208,7 +219,8 @@ class EventBatch:
     path = "/api/v1/events/batch"
     operations = (
         Operation("POST", path, "Ingest up to 100 usage events in one transaction, all or nothing", "events",
-                  EventObject, "events", errors=(400, 401, 422)),
+                  EventObject, "events", request=Envelope("events", EventFields, many=True), many=True,
+                  item_errors=True),
     )
 
     def __init__(self, ingestion: Ingestion, committer: GroupCommitter) -> None:
@@ -249,7 +261,7 @@ class EventMember:
     path = "/api/v1/events/{transaction_id}"
     operations = (
         Operation("GET", path, "Retrieve an event by transaction id, with whether and where it is billed", "events",
-                  ExplainedEventObject, "event", errors=(401, 404),
+                  ExplainedEventObject, "event", errors=(),
                   query=(Param("external_subscription_id", "When the transaction id is used by several subscriptions."),)),
     )
 

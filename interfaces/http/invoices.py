@@ -609,7 +609,7 @@ class InvoiceFile(InvoicesBase):
     path = "/api/v1/invoices/{lago_id}/file.pdf"
     operations = (
         Operation("GET", path, "The invoice PDF itself (the file_url; needs the API key)", "invoices", None, None,
-                  extension=True, errors=(401, 404)),
+                  extension=True, content_type="application/pdf", errors=()),
     )
 
     def __init__(self, *args: Any, files: InvoiceFiles, **kwargs: Any) -> None:

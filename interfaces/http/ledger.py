@@ -81,7 +81,7 @@ _FILTERS = (Param("external_customer_id", "Only this customer's accounts or entr
 class LedgerAccounts(LedgerBase):
     path = "/api/v1/ledger/accounts"
     operations = (Operation("GET", path, "Account balances of the double-entry ledger", "ledger", AccountObject,
-                            "accounts", query=_FILTERS, errors=(401, 404), extension=True),)
+                            "accounts", query=_FILTERS, many=True, errors=(404,), extension=True),)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         organization_id = req.context.organization_id
@@ -131,7 +131,7 @@ class LedgerEntries(LedgerBase):
 class CustomerBalance(LedgerBase):
     path = "/api/v1/customers/{external_id}/balance"
     operations = (Operation("GET", path, "What a customer owes and holds, per currency, from the ledger", "customers",
-                            BalanceObject, "balances", errors=(401, 404), extension=True),)
+                            BalanceObject, "balances", many=True, errors=(), extension=True),)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, external_id: str) -> None:
         organization_id = req.context.organization_id

@@ -3,6 +3,8 @@
 Each resource lists its ``Operation``s; ``create_app`` routes them and this module turns
 them, and the msgspec Structs they name, into ``GET /api/v1/openapi.json``. A route that
 exists is therefore documented, and a documented body is the one we decode and encode.
+Statuses every operation of a kind can answer (401 without a key, 413 for a body over the
+limit, 503 when views lag) are added here, once; an operation declares only its own.
 """
 
 from __future__ import annotations
@@ -17,6 +19,20 @@ import msgspec
 from interfaces.http.wire import Body
 
 REF = "#/components/schemas/{name}"
+JSON_TYPE = "application/json"
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+_REASONS = {
+    400: "Bad request: the body is not JSON, or its envelope is missing or empty",
+    401: "Unauthorized: no valid API key",
+    404: "Not found",
+    405: "Not allowed in the current state of the object",
+    409: "Conflict: the write lost a race with another write to the same object",
+    413: "Request body larger than the configured limit (`limit_bytes`)",
+    422: "Validation errors, per field",
+    500: "Unhealthy: the database cannot be reached",
+    503: "The views this request reads did not catch up in time (`projections_behind`); retry after `Retry-After`",
+}
 
 
 @dataclass(frozen=True)
@@ -26,17 +42,35 @@ class Param:
     type: str = "string"
     required: bool = False
     array: bool = False
+    minimum: int | None = None
+    values: tuple[str, ...] = ()  # the accepted values; any other answers 422
 
 
 PAGINATION = (
-    Param("page", "Page number, from 1.", "integer"),
-    Param("per_page", "Items per page (default 100, at most 1000).", "integer"),
+    Param("page", "Page number, from 1.", "integer", minimum=1),
+    Param("per_page", "Items per page (default 100, at most 1000; more is read as 1000).", "integer", minimum=1),
 )
 
 
 @dataclass(frozen=True)
+class Envelope:
+    """A request body as documented: ``{root: struct}`` (``{root: [struct, ...]}`` when ``many``),
+    or the struct itself at the top level when ``root`` is None. ``Body`` decoders document themselves."""
+
+    root: str | None
+    struct: type[msgspec.Struct]
+    many: bool = False
+
+
+@dataclass(frozen=True)
 class Operation:
-    """One method on one path, as routed and as documented."""
+    """One method on one path, as routed and as documented.
+
+    ``root`` names the response envelope's key: ``listed`` puts a page of ``response`` under it
+    with a ``meta`` block, ``many`` a plain list; without ``root`` the body is ``response`` itself.
+    ``changes`` (default: any method but GET) says the operation records something, so a
+    concurrent write can make it answer 409. ``item_errors``: a 422 names fields per item index.
+    """
 
     method: str
     path: str
@@ -44,21 +78,60 @@ class Operation:
     tag: str
     response: type[msgspec.Struct] | None = None
     root: str | None = None
-    request: Body[Any] | None = None
+    request: Body[Any] | Envelope | None = None
     listed: bool = False
     query: tuple[Param, ...] = ()
     authenticated: bool = True
     extension: bool = False
     errors: tuple[int, ...] = (401, 422)
+    many: bool = False
+    content_type: str = JSON_TYPE
+    changes: bool | None = None
+    item_errors: bool = False
+
+    @property
+    def statuses(self) -> list[int]:
+        """Every error status this operation can answer: its own and those of its kind."""
+        codes = set(self.errors)
+        if re.search(r"{\w+}", self.path):
+            codes.add(404)
+        if self.request is not None:
+            codes |= {400, 422}
+        if any(q.type != "string" or q.values for q in self.query):
+            codes.add(422)
+        if self.authenticated:
+            codes |= {401, 503}
+            if self.method in WRITES:
+                codes.add(413)
+            if self.method in WRITES if self.changes is None else self.changes:
+                codes.add(409)
+        else:
+            codes.discard(401)
+        return sorted(codes)
 
 
 class ErrorBody(msgspec.Struct):
-    """Lago's error format: status, reason phrase, machine code, per-field codes."""
+    """Lago's error format: status, reason phrase, machine code, per-field codes.
+
+    ``limit_bytes`` comes with a 413, ``projections`` (the views still behind) with a 503.
+    """
 
     status: int
     error: str
     code: str | msgspec.UnsetType = msgspec.UNSET
     error_details: dict[str, list[str]] | msgspec.UnsetType = msgspec.UNSET
+    limit_bytes: int | msgspec.UnsetType = msgspec.UNSET
+    projections: list[str] | msgspec.UnsetType = msgspec.UNSET
+
+
+class ItemErrorBody(msgspec.Struct):
+    """A refused batch: ``error_details`` maps each refused item's index to its per-field codes,
+    or, for the batch as a whole, a field to its codes (``{"events": ["too_many_events"]}``)."""
+
+    status: int
+    error: str
+    code: str | msgspec.UnsetType = msgspec.UNSET
+    error_details: dict[str, dict[str, list[str]] | list[str]] | msgspec.UnsetType = msgspec.UNSET
 
 
 class PaginationMeta(msgspec.Struct):
@@ -69,17 +142,21 @@ class PaginationMeta(msgspec.Struct):
     total_count: int
 
 
-def _ref(struct: type) -> dict[str, str]:
-    return {"$ref": REF.format(name=struct.__name__)}
+Refs = dict[type, dict[str, Any]]  # each Struct's $ref, as msgspec names it (qualified when two share a name)
 
 
-def _envelope(root: str, schema: dict[str, Any], listed: bool) -> dict[str, Any]:
+def _envelope(root: str | None, schema: dict[str, Any], refs: Refs, listed: bool = False,
+              many: bool = False) -> dict[str, Any]:
+    if root is None:
+        return schema
     if listed:
         return {
             "type": "object",
             "required": [root, "meta"],
-            "properties": {root: {"type": "array", "items": schema}, "meta": _ref(PaginationMeta)},
+            "properties": {root: {"type": "array", "items": schema}, "meta": refs[PaginationMeta]},
         }
+    if many:
+        schema = {"type": "array", "items": schema}
     return {"type": "object", "required": [root], "properties": {root: schema}}
 
 
@@ -90,6 +167,10 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
     ]
     for q in op.query:
         schema: dict[str, Any] = {"type": q.type}
+        if q.minimum is not None:
+            schema["minimum"] = q.minimum
+        if q.values:
+            schema["enum"] = list(q.values)
         if q.array:
             schema = {"type": "array", "items": schema}
         params.append(
@@ -99,7 +180,13 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
     return params
 
 
-def _operation(op: Operation) -> dict[str, Any]:
+def _request_body(request: Body[Any] | Envelope, refs: Refs) -> dict[str, Any]:
+    many = isinstance(request, Envelope) and request.many
+    schema = _envelope(request.root, refs[request.struct], refs, many=many)
+    return {"required": True, "content": {JSON_TYPE: {"schema": schema}}}
+
+
+def _operation(op: Operation, refs: Refs) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "summary": op.summary,
         "tags": [op.tag],
@@ -112,37 +199,36 @@ def _operation(op: Operation) -> dict[str, Any]:
     if not op.authenticated:
         doc["security"] = []
     if op.request is not None:
-        doc["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": _envelope(op.request.root, _ref(op.request.struct), False)}},
-        }
-    if op.response is not None and op.root is not None:
-        schema = _envelope(op.root, _ref(op.response), op.listed)
-        doc["responses"]["200"] = {"description": "OK", "content": {"application/json": {"schema": schema}}}
+        doc["requestBody"] = _request_body(op.request, refs)
+    if op.response is not None:
+        schema = _envelope(op.root, refs[op.response], refs, op.listed, op.many)
+        doc["responses"]["200"] = {"description": "OK", "content": {op.content_type: {"schema": schema}}}
+    elif op.content_type != JSON_TYPE:
+        doc["responses"]["200"] = {"description": "OK", "content": {op.content_type: {"schema": {}}}}
     else:
         doc["responses"]["200"] = {"description": "OK"}
-    codes = set(op.errors) | ({400} if op.request is not None else set())
-    if not op.authenticated:
-        codes.discard(401)
-    for code in sorted(codes):
-        doc["responses"][str(code)] = {
-            "description": "Error",
-            "content": {"application/json": {"schema": _ref(ErrorBody)}},
-        }
+    for code in op.statuses:
+        schema = refs[ItemErrorBody if code == 422 and op.item_errors else ErrorBody]
+        if code == 500:  # a health check's own report, not an error body
+            schema = {"type": "object"}
+        doc["responses"][str(code)] = {"description": _REASONS.get(code, "Error"), "content": {JSON_TYPE: {"schema": schema}}}
     return doc
 
 
 def document(operations: list[Operation]) -> dict[str, Any]:
     """The OpenAPI 3.1 document for these operations."""
-    structs: set[type] = {ErrorBody, PaginationMeta}
-    paths: dict[str, dict[str, Any]] = {}
+    structs: set[type] = {ErrorBody, ItemErrorBody, PaginationMeta}
     for op in operations:
         if op.response is not None:
             structs.add(op.response)
         if op.request is not None:
             structs.add(op.request.struct)
-        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
-    _, components = msgspec.json.schema_components(sorted(structs, key=lambda s: s.__name__), ref_template=REF)
+    ordered = sorted(structs, key=lambda s: (s.__name__, s.__module__))
+    schemas, components = msgspec.json.schema_components(ordered, ref_template=REF)
+    refs = dict(zip(ordered, schemas, strict=True))
+    paths: dict[str, dict[str, Any]] = {}
+    for op in operations:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, refs)
     try:
         version = metadata.version("tally")
     except metadata.PackageNotFoundError:

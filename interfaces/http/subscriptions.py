@@ -255,7 +255,8 @@ class SubscriptionCollection(SubscriptionsBase):
 
 class SubscriptionMember(SubscriptionsBase):
     path = "/api/v1/subscriptions/{external_id}"
-    _status_param = (Param("status", "Which of the subscriptions with this external id (default: active)."),)
+    _status_param = (Param("status", "Which of the subscriptions with this external id (default: active).",
+                           values=STATUSES),)
     operations = (
         Operation("GET", path, "Retrieve a subscription", "subscriptions", SubscriptionObject, "subscription",
                   query=_status_param, errors=(401, 404)),
@@ -264,8 +265,9 @@ class SubscriptionMember(SubscriptionsBase):
         Operation("DELETE", path, "Terminate an active subscription or cancel a pending one", "subscriptions",
                   SubscriptionObject, "subscription", errors=(401, 404, 405),
                   query=(*_status_param,
-                         Param("on_termination_credit_note", "credit, refund, offset or skip."),
-                         Param("on_termination_invoice", "generate or skip."))),
+                         Param("on_termination_credit_note", "credit, refund, offset or skip.",
+                               values=("credit", "refund", "offset", "skip")),
+                         Param("on_termination_invoice", "generate or skip.", values=("generate", "skip")))),
     )
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, external_id: str) -> None:

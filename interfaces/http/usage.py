@@ -21,7 +21,8 @@ from domain.pricing import PercentageUsage, Usage, fee_cents, price
 from domain.subscription import SubscriptionNotFound
 from domain.usage import bucket_properties, contribution, group_values
 from domain.usage_event import numeric
-from interfaces.http.openapi import Operation, Param
+from interfaces.http.events import EventFields
+from interfaces.http.openapi import Envelope, Operation, Param
 from interfaces.http.wire import BadRequest, respond, timestamp
 from projections.catalog import TaxesReader
 from projections.documents import DocumentReader
@@ -235,7 +236,8 @@ class EstimateFees:
     path = "/api/v1/events/estimate_fees"
     operations = (
         Operation("POST", path, "Estimate the fees one event would create on pay-in-advance charges", "events",
-                  FeeEstimateObject, "fees", errors=(400, 401, 404, 422)),
+                  FeeEstimateObject, "fees", request=Envelope("event", EventFields), many=True, changes=False,
+                  errors=(404,)),
     )
 
     def __init__(self, current: CurrentUsage) -> None:

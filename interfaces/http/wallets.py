@@ -296,7 +296,8 @@ class WalletTransactions(WalletsBase):
 class WalletTransactionCollection(WalletsBase):
     path = "/api/v1/wallet_transactions"
     operations = (Operation("POST", path, "Top up (paid or granted credits) or void credits", "wallets",
-                            TransactionObject, "wallet_transactions", request=_transaction, errors=(401, 404, 405, 422)),)
+                            TransactionObject, "wallet_transactions", request=_transaction, many=True,
+                            errors=(404, 405)),)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         organization_id = req.context.organization_id
