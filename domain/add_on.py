@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from domain import limits
 from domain.catalog import CatalogItem
 from domain.currency import is_accepted_currency
 from domain.errors import NotFound, Problems
@@ -41,7 +42,7 @@ class AddOnDefinition:
         problems.check(bool(self.code.strip()), "code", "value_is_mandatory")
         if self.amount_cents is None:
             problems.add("amount_cents", "value_is_mandatory")
-        elif self.amount_cents < 0:
+        elif not 0 <= self.amount_cents <= limits.MAX_AMOUNT_CENTS:
             problems.add("amount_cents", "value_is_out_of_range")
         if not self.amount_currency:
             problems.add("amount_currency", "value_is_mandatory")

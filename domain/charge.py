@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from domain import limits
 from domain.billable_metric import MetricDefinition
 from domain.errors import Problems
 
@@ -390,7 +391,7 @@ def check_compatibility(charge: Charge, metric: MetricDefinition, problems: Prob
             problems.add(f"{path}.prorated", "invalid_billable_metric_or_charge_model")
     if charge.charge_model == "dynamic" and aggregation != "sum_agg":
         problems.add(f"{path}.charge_model", "invalid_aggregation_type_or_charge_model")
-    if charge.min_amount_cents < 0:
+    if not 0 <= charge.min_amount_cents <= limits.MAX_AMOUNT_CENTS:
         problems.add(f"{path}.min_amount_cents", "value_is_out_of_range")
     if charge.min_amount_cents and charge.pay_in_advance:
         problems.add(f"{path}.min_amount_cents", "not_compatible_with_pay_in_advance")

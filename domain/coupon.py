@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from domain import limits
 from domain.catalog import CatalogItem
 from domain.currency import is_accepted_currency
 from domain.errors import NotFound, Problems
@@ -77,7 +78,7 @@ class CouponDefinition:
         if self.coupon_type == "fixed_amount":
             if self.amount_cents is None:
                 problems.add("amount_cents", "value_is_mandatory")
-            elif self.amount_cents <= 0:
+            elif not 0 < self.amount_cents <= limits.MAX_AMOUNT_CENTS:
                 problems.add("amount_cents", "value_is_out_of_range")
             if not self.amount_currency:
                 problems.add("amount_currency", "value_is_mandatory")
@@ -86,7 +87,7 @@ class CouponDefinition:
         if self.coupon_type == "percentage":
             if self.percentage_rate is None:
                 problems.add("percentage_rate", "value_is_mandatory")
-            elif not Decimal(0) < self.percentage_rate <= Decimal(100):
+            elif not Decimal(0) < self.percentage_rate <= limits.MAX_RATE_PERCENT:
                 problems.add("percentage_rate", "value_is_out_of_range")
         problems.check(self.frequency in FREQUENCIES, "frequency", "value_is_invalid")
         if self.frequency == "recurring" and (self.frequency_duration is None or self.frequency_duration < 1):

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from domain import limits
 from domain.applied_coupon import (
     ACTIVE,
     AppliedCoupon,
@@ -69,7 +70,7 @@ class CouponCommands(SubscriptionCommands):
         currency = changes.get("amount_currency") or definition.amount_currency
         rate = changes.get("percentage_rate", definition.percentage_rate)
         if definition.coupon_type == "fixed_amount":
-            if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+            if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= limits.MAX_AMOUNT_CENTS:
                 problems.add("amount_cents", "value_is_out_of_range")
             problems.check(currency is not None and is_accepted_currency(currency), "amount_currency", "value_is_invalid")
         else:
@@ -77,7 +78,7 @@ class CouponCommands(SubscriptionCommands):
                 rate = Decimal(str(rate))
             except (InvalidOperation, ValueError):
                 rate = None
-            if rate is None or not Decimal(0) < rate <= Decimal(100):
+            if rate is None or not rate.is_finite() or not Decimal(0) < rate <= limits.MAX_RATE_PERCENT:
                 problems.add("percentage_rate", "value_is_out_of_range")
         problems.raise_if_any()
         plan_ids = []

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from domain import limits
 from domain.address import Address, is_email
 from domain.catalog import CatalogItem
 from domain.currency import is_accepted_currency
@@ -137,7 +138,7 @@ class CustomerProfile:
         if self.timezone is not None:
             problems.check(is_timezone(self.timezone), "timezone", "invalid_timezone")
         if self.net_payment_term is not None:
-            problems.check(self.net_payment_term >= 0, "net_payment_term", "value_is_out_of_range")
+            problems.check(limits.days_within(self.net_payment_term), "net_payment_term", "value_is_out_of_range")
         if self.customer_type is not None:
             problems.check(self.customer_type in CUSTOMER_TYPES, "customer_type", "value_is_invalid")
         problems.check(self.account_type in ACCOUNT_TYPES, "account_type", "value_is_invalid")

@@ -13,10 +13,11 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from uuid import UUID
 
+from domain import limits
 from domain.errors import NotFound
 
 FEE_TYPES = ("subscription", "charge", "add_on", "commitment")
-MAX_CENTS = 10**15  # the most any fee may be, in minor units: what every read model and ledger column holds
+MAX_CENTS = limits.MAX_AMOUNT_CENTS  # the most any fee may be, in minor units: what every read model and ledger column holds
 _HUNDRED = Decimal(100)
 
 

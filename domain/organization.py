@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from eventsourcing.domain import Aggregate, event
 
+from domain import limits
 from domain import identity
 from domain.address import Address, is_email
 from domain.currency import is_accepted_currency
@@ -92,7 +93,7 @@ class OrganizationSettings:
         if self.email is not None:
             problems.check(is_email(self.email), "email", "invalid_email_format")
         self.address.check(problems)
-        problems.check(self.net_payment_term >= 0, "net_payment_term", "value_is_out_of_range")
+        problems.check(limits.days_within(self.net_payment_term), "net_payment_term", "value_is_out_of_range")
         problems.check(self.document_numbering in DOCUMENT_NUMBERINGS, "document_numbering", "value_is_invalid")
         problems.check(bool(self.document_number_prefix), "document_number_prefix", "value_is_mandatory")
         problems.check(len(self.document_number_prefix) <= 10, "document_number_prefix", "value_is_too_long")

@@ -9,6 +9,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
 
+from domain import limits
 from domain.billable_metric import MetricDefinition
 from domain.catalog import CatalogItem
 from domain.charge import (
@@ -114,20 +115,22 @@ class PlanDefinition:
             problems.add("interval", "value_is_invalid")
         if self.amount_cents is None:
             problems.add("amount_cents", "value_is_mandatory")
-        elif self.amount_cents < 0:
+        elif not 0 <= self.amount_cents <= limits.MAX_AMOUNT_CENTS:
             problems.add("amount_cents", "value_is_out_of_range")
         if not self.amount_currency:
             problems.add("amount_currency", "value_is_mandatory")
         elif not is_accepted_currency(self.amount_currency):
             problems.add("amount_currency", "value_is_invalid")
         problems.check(self.pay_in_advance is not None, "pay_in_advance", "value_is_mandatory")
-        problems.check(self.trial_period >= 0, "trial_period", "value_is_out_of_range")
+        problems.check(self.trial_period.is_finite() and limits.days_within(self.trial_period), "trial_period",
+                       "value_is_out_of_range")
         if self.bill_charges_monthly and self.interval not in ("yearly", "semiannual"):
             problems.add("bill_charges_monthly", "only_compatible_with_yearly_or_semiannual_interval")
         codes = [c.code for c in self.charges]
         problems.check(len(codes) == len(set(codes)), "charges", "code_already_exist")
         if self.minimum_commitment is not None:
-            problems.check(self.minimum_commitment.amount_cents > 0, "minimum_commitment.amount_cents", "value_is_out_of_range")
+            problems.check(0 < self.minimum_commitment.amount_cents <= limits.MAX_AMOUNT_CENTS,
+                           "minimum_commitment.amount_cents", "value_is_out_of_range")
         amounts = [(t.amount_cents, t.recurring) for t in self.usage_thresholds]
         problems.check(all(a > 0 for a, _ in amounts), "usage_thresholds", "value_is_out_of_range")
         problems.check(len(amounts) == len(set(amounts)), "usage_thresholds", "value_already_exist")

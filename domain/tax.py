@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
+from domain import limits
 from domain.catalog import CatalogItem
 from domain.errors import NotFound, Problems
 
@@ -41,7 +42,7 @@ class TaxDefinition:
         problems.check(bool(self.code.strip()), "code", "value_is_mandatory")
         if self.rate is None:
             problems.add("rate", "value_is_mandatory")
-        elif not self.rate.is_finite() or not Decimal(0) <= self.rate <= Decimal(100):
+        elif not self.rate.is_finite() or not Decimal(0) <= self.rate <= limits.MAX_RATE_PERCENT:
             problems.add("rate", "value_is_out_of_range")
         problems.raise_if_any()
 

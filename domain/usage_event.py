@@ -19,12 +19,12 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain import identity
+from domain import identity, limits
 from domain.errors import Problems
 from domain.expression import Expression, ExpressionError
 
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
-MAX_TIMESTAMP = Decimal(253_402_300_799)  # 9999-12-31T23:59:59Z
+MAX_TIMESTAMP = Decimal(int(limits.LATEST.timestamp()))  # no event later than any period can reach
 
 
 def usage_event_id(organization_id: UUID, external_subscription_id: str | None, transaction_id: str) -> UUID:
@@ -42,7 +42,10 @@ def numeric(value: Any) -> Decimal | None:
     if isinstance(value, bool) or value is None:
         return None
     text = format(value, "f") if isinstance(value, Decimal) else str(value)
-    return Decimal(text) if _NUMBER.match(text) else None
+    if not _NUMBER.match(text):
+        return None
+    number = Decimal(text)
+    return number if limits.storable_number(number) else None  # beyond what any view holds: skipped too
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from domain.currency import is_accepted_currency
 from domain.customer import Customer, CustomerNotFound
 from domain.errors import Problems, ValidationFailed
 from domain.invoice import AppliedCredit, Invoice
+from domain import limits
 from domain.wallet import (
     RecurringRule,
     Wallet,
@@ -26,7 +27,7 @@ from domain.wallet import (
     terms_from,
 )
 
-MAX_CREDITS = Decimal(10) ** 12  # credits (and a credit's rate) beyond this would overflow what balances hold
+MAX_CREDITS = limits.MAX_CREDITS  # credits (and a credit's rate) beyond this would overflow what balances hold
 SPENDING_INVOICE_TYPES = ("subscription", "one_off", "progressive_billing")  # not the credit invoices of top-ups
 RULE_TRIGGERS = ("interval", "threshold")
 RULE_INTERVALS = ("weekly", "monthly", "quarterly", "semiannual", "yearly")

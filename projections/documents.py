@@ -79,9 +79,12 @@ class DocumentView(View):
     def update(self, id: UUID, at: datetime, tracking: Tracking, *, key: str | None = None, data: Any = None, **columns: Any) -> None:
         changes: dict[str, Any] = dict(columns)
         keys = sql.SQL("")
+        key_params: list[Any] = []
         if key is not None:
             changes["key"] = key
-            keys = sql.SQL(", keys = CASE WHEN {0} = ANY(keys) THEN keys ELSE array_append(keys, {0}) END").format(sql.Literal(key))
+            # The key is a value: it goes in as a parameter, never into the statement's text.
+            keys = sql.SQL(", keys = CASE WHEN %s = ANY(keys) THEN keys ELSE array_append(keys, %s) END")
+            key_params = [key, key]
         if data is not None:
             changes["data"] = jsonb(data)
         changes["updated_at"] = at
@@ -92,7 +95,7 @@ class DocumentView(View):
                 sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(name)) for name in changes),
                 keys,
             ),
-            [*changes.values(), id],
+            [*changes.values(), *key_params, id],
         )
 
     def delete(self, id: UUID, at: datetime, tracking: Tracking) -> None:

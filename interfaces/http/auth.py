@@ -1,5 +1,5 @@
 """Per-request groundwork for every routed /api/v1 request: the caller's key, a read scope,
-and the body within its size limit."""
+and the body within its size limit, checked at the edge (``interfaces.http.edge``)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import falcon
 
 from domain.errors import Unauthenticated
 from interfaces.billing_cache import BillingCache
+from interfaces.http.edge import check_body, check_request
 from interfaces.http.wire import read_body
 from projections.freshness import Freshness
 
@@ -50,7 +51,9 @@ class Authentication:
             raise Unauthenticated("missing API key")
         secret = parts[1]
         req.context.organization_id = self._cache.get(("key", secret), lambda: self._authenticate(secret))
+        check_request(req, params)
         req.context.body = read_body(req, self._max_body_bytes) if req.method in _BODY_METHODS else b""
+        check_body(req.context.body)
 
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource: Any, succeeded: bool) -> None:
         scope = getattr(req.context, "read_scope", None)

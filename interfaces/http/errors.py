@@ -93,14 +93,19 @@ def _falcon(req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError, pa
         resp.set_header(name, value)
 
 
+def _too_deep(req: falcon.Request, resp: falcon.Response, ex: RecursionError, params: Any) -> None:
+    _send(resp, 400, {"status": 400, "error": "BadRequest: the request nests too deep", "code": "bad_request"})
+
+
 def _unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:
     log.exception("unhandled error on %s %s", req.method, req.path)
-    _send(resp, 500, error_body(500))
+    _send(resp, 500, error_body(500, "internal_error"))
 
 
 def register(app: falcon.App) -> None:
     """Falcon picks the handler of the most specific class in the exception's MRO."""
     app.add_error_handler(Exception, _unexpected)
+    app.add_error_handler(RecursionError, _too_deep)
     app.add_error_handler(falcon.HTTPError, _falcon)
     app.add_error_handler(BillingError, _billing)
     app.add_error_handler(NotFound, _not_found)

@@ -47,7 +47,7 @@ class MetadataResource:
     def _id(self, raw: str) -> UUID:
         return parse_id(raw, self._missing)
 
-    def _set(self, req: falcon.Request, resp: falcon.Response, lago_id: str,
+    def set_metadata(self, req: falcon.Request, resp: falcon.Response, lago_id: str,
              change: Callable[[dict[str, str | None]], dict[str, str | None]]) -> None:
         organization_id, id = req.context.organization_id, self._id(lago_id)
         metadata = change(dict(self._read(organization_id, id)))
@@ -56,25 +56,27 @@ class MetadataResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, lago_id: str) -> None:
         given = _body(req)
-        self._set(req, resp, lago_id, lambda _: given)
+        self.set_metadata(req, resp, lago_id, lambda _: given)
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, lago_id: str) -> None:
         given = _body(req)
-        self._set(req, resp, lago_id, lambda current: {**current, **given})
+        self.set_metadata(req, resp, lago_id, lambda current: {**current, **given})
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, lago_id: str) -> None:
-        self._set(req, resp, lago_id, lambda _: {})
+        self.set_metadata(req, resp, lago_id, lambda _: {})
 
 
-class MetadataKeyResource(MetadataResource):
+class MetadataKeyResource:
+    """``DELETE …/metadata/{key}`` only: the collection's other verbs are not routed here (405)."""
+
     def __init__(self, resource: str, tag: str, read: Read, write: Write, missing: type[NotFound]) -> None:
-        super().__init__(resource, tag, read, write, missing)
+        self._collection = MetadataResource(resource, tag, read, write, missing)
         self.path = f"/api/v1/{resource}/{{lago_id}}/metadata/{{key}}"
         self.operations = (Operation("DELETE", self.path, "Remove one metadata key", tag, MetadataObject, None,
                                      errors=(401, 404, 405)),)
 
-    def on_delete(self, req: falcon.Request, resp: falcon.Response, lago_id: str, key: str = "") -> None:  # type: ignore[override]
-        self._set(req, resp, lago_id, lambda current: {k: v for k, v in current.items() if k != key})
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, lago_id: str, key: str = "") -> None:
+        self._collection.set_metadata(req, resp, lago_id, lambda current: {k: v for k, v in current.items() if k != key})
 
 
 def resources(resource: str, tag: str, read: Read, write: Write, missing: type[NotFound]) -> list[Any]:

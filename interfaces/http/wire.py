@@ -16,6 +16,7 @@ from uuid import UUID
 import falcon
 import msgspec
 
+from domain import limits
 from domain.errors import NotFound, ValidationFailed
 
 T = TypeVar("T", bound=msgspec.Struct)
@@ -90,6 +91,7 @@ class Body(Generic[T]):
         value = getattr(envelope, self.root)
         if value is None or _is_empty(value):
             raise BadRequest(f"param is missing or the value is empty or invalid: {self.root}")
+        check_decoded(value)
         return value
 
     def _refusal(self, raw: bytes, error: msgspec.ValidationError) -> Exception:
@@ -102,6 +104,27 @@ class Body(Generic[T]):
         if not isinstance(root, dict) or not root:
             return BadRequest(f"param is missing or the value is empty or invalid: {self.root}")
         return ValidationFailed(field_errors(error, self.root))
+
+
+def check_decoded(value: Any, path: list[str] | None = None) -> None:
+    """Dates and times a typed body decoded must lie in the window every period computation can reach
+    (the other edge checks run on the raw body: ``interfaces.http.edge``)."""
+    problems: dict[str, list[str]] = {}
+    _walk_struct(value, path or [], problems)
+    if problems:
+        raise ValidationFailed(problems)
+
+
+def _walk_struct(value: Any, path: list[str], problems: dict[str, list[str]]) -> None:
+    if isinstance(value, msgspec.Struct):
+        for name in value.__struct_fields__:
+            _walk_struct(getattr(value, name), [*path, name], problems)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _walk_struct(item, [*path, str(index)], problems)
+    elif isinstance(value, datetime | date):
+        if not limits.moment_within(value):
+            problems.setdefault(".".join(path) or "base", []).append("value_is_out_of_range")
 
 
 def _is_empty(value: msgspec.Struct) -> bool:
@@ -152,6 +175,8 @@ class PageRequest:
     @classmethod
     def of(cls, req: falcon.Request) -> PageRequest:
         page = _positive_int(req, "page", 1)
+        if page > limits.MAX_PAGE:
+            raise ValidationFailed({"page": ["value_is_out_of_range"]})
         per_page = min(_positive_int(req, "per_page", DEFAULT_PER_PAGE), MAX_PER_PAGE)
         return cls(page, per_page)
 
@@ -211,6 +236,9 @@ def query_ints(req: falcon.Request, names: tuple[str, ...], problems: dict[str, 
             found[name] = int(raw) if raw else None
         except ValueError:
             problems[name] = ["value_is_invalid"]
+            continue
+        if found[name] is not None and not limits.storable_integer(found[name]):
+            problems[name] = ["value_is_out_of_range"]
     return found
 
 
