@@ -187,6 +187,8 @@ def _assert_nothing_is_broken(store: Store, *tenants: Tenant) -> None:
     tenants[-1].call("POST", "customers", {"customer": {"external_id": "after", "name": "Still works"}})
     tenants[-1].call("POST", "invoices", {"invoice": {"external_customer_id": "cus", "currency": "USD",
                                                       "fees": [{"add_on_code": "audit"}]}})
+    tenants[-1].call("POST", "wallets", {"wallet": {"external_customer_id": "cus", "currency": "USD",
+                                                    "rate_amount": "1", "paid_credits": "5"}})
 
 
 @pytest.mark.parametrize("name", list(NASTY))
