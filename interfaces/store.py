@@ -210,7 +210,7 @@ class NotMigrated(Exception):
 
 
 def check_migrated(url: str) -> None:
-    tables = [app.name.lower() + "_events" for app in APPLICATIONS] + ["projection_tracking"]
+    tables = [app.name.lower() + "_events" for app in APPLICATIONS] + ["projection_tracking", "projection_failures"]
     with psycopg.connect(url, autocommit=True) as conn:
         missing = [t for t in tables if conn.execute("SELECT to_regclass(%s)", (t,)).fetchone()[0] is None]
     if missing:

@@ -7,6 +7,9 @@ when no other process holds them (SKIP LOCKED), else poll briefly while the work
 A hot read may instead fetch that state in the same statement as its data
 (``state_column``, then ``settle``): one snapshot holds both, so when the views cover the
 heads in it, the data read beside them is current, and the check cost no round trip.
+
+A read that a view stuck on a failed event cannot serve fails at once, naming it, instead of
+waiting out the bound (docs/adr/0026-poison-events-stop-one-view-not-the-world.md).
 """
 
 from __future__ import annotations
@@ -22,15 +25,22 @@ from typing import Any
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from projections.runner import Projector
+from projections import runner
+from projections.runner import Failure, ProjectionFailed, Projector
 
 
 class ProjectionsBehind(Exception):
-    """The views did not catch up within the bound; served as 503, never as stale data."""
+    """The views did not catch up within the bound, or are stuck on a failed event (``stuck``);
+    served as 503, never as stale data. ``code`` tells the two apart."""
 
-    def __init__(self, names: Sequence[str], timeout: float) -> None:
+    def __init__(self, names: Sequence[str], timeout: float, stuck: Sequence[Failure] = ()) -> None:
         self.names = list(names)
-        super().__init__(f"projections {', '.join(names)} still behind after {timeout:g}s")
+        self.stuck = list(stuck)
+        self.code = "projections_stuck" if self.stuck else "projections_behind"
+        if self.stuck:
+            super().__init__("; ".join(f.describe() for f in self.stuck))
+        else:
+            super().__init__(f"projections {', '.join(names)} still behind after {timeout:g}s")
 
 
 @dataclass
@@ -121,9 +131,16 @@ class Freshness:
         """Project inline what no one else is projecting; poll while others do; give up at the bound."""
         deadline = time.monotonic() + self._timeout
         delay = 0.0005
+        stuck = [f for f in runner.failures(self._pool, sorted(wanted))
+                 if f.position <= targets.get(f"{f.projection}/{f.application}", 0)]
+        if stuck:
+            raise ProjectionsBehind(sorted({f.projection for f in stuck}), self._timeout, stuck)
         while True:
             for key in targets:
-                self._projectors[key].step(wait=False)
+                try:
+                    self._projectors[key].step(wait=False)
+                except ProjectionFailed as failed:
+                    raise ProjectionsBehind([failed.failure.projection], self._timeout, [failed.failure]) from failed
             state = self._state(wanted)
             targets = {key: targets[key] for key, position, _ in state if key in targets and position < targets[key]}
             if not targets:
@@ -132,6 +149,10 @@ class Freshness:
                 raise ProjectionsBehind(sorted({k.split("/")[0] for k in targets}), self._timeout)
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+
+    def stuck(self) -> list[Failure]:
+        """Views stuck on an event they failed on, with that event and the error."""
+        return runner.failures(self._pool, sorted(self._all))
 
     def heads(self) -> dict[str, int]:
         """Each log's last notification id now."""

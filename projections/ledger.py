@@ -114,6 +114,10 @@ class LedgerView(View):
         self._books.clear()
         self._entries.clear()
 
+    def discard(self) -> None:
+        self._books.clear()
+        self._entries.clear()
+
 
 class Ledger(Projection[LedgerView]):
     name = "ledger"

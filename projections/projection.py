@@ -40,11 +40,18 @@ class View:
         try:
             yield
             self.flush()
+        except BaseException:
+            self.discard()
+            raise
         finally:
             self._cursor = None
 
     def flush(self) -> None:
         """Views that batch a page's changes in memory write them here, once per page."""
+
+    def discard(self) -> None:
+        """The page rolled back: views that batch or cache a page's changes forget them here,
+        so a retry starts from the tables, not from the failed attempt."""
 
 
 V = TypeVar("V", bound=View)

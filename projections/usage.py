@@ -172,6 +172,9 @@ class UsageView(View):
         super().__init__()
         self._reset()
 
+    def discard(self) -> None:
+        self._reset()
+
     def _reset(self) -> None:
         """A fresh buffer for the next page."""
         self._events: list[tuple[Any, ...]] = []

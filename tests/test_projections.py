@@ -13,7 +13,7 @@ from interfaces.store import Store
 from projections import runner
 from projections.freshness import Freshness, ProjectionsBehind
 from projections.organizations import Organizations, OrganizationsView
-from projections.runner import Projector
+from projections.runner import ProjectionFailed, Projector
 
 
 def view_rows(url: str) -> list[tuple[Any, ...]]:
@@ -60,10 +60,15 @@ def test_a_page_is_projected_with_its_position_in_one_transaction(store: Store, 
     assert {row[2]: row[3]["net_payment_term"] for row in view_rows(database_url)} == {f"bulk-{n}": 4 for n in range(3)}
 
 
-def test_a_failing_page_leaves_view_and_position_untouched(store: Store, database_url: str) -> None:
-    """An error mid-page rolls back every row of the page and its position."""
+def test_a_failing_page_rolls_back_and_only_the_events_before_the_failure_commit(store: Store, database_url: str) -> None:
+    """An error mid-page rolls back every row of the page; the events before the failing one then
+    commit as a page of their own, and the projection stays just before the failing event."""
     many_changes(store, organizations=2, changes=3)
     projector = organizations(store)
+    with psycopg.connect(database_url) as conn:
+        positions = [row[0] for row in conn.execute(
+            f"SELECT notification_id FROM {projector.log.table} WHERE topic = ANY(%s) ORDER BY notification_id",
+            (list(Organizations.topics()),))]
 
     class FailingOrganizations(Organizations):
         name = "organizations"
@@ -77,10 +82,13 @@ def test_a_failing_page_leaves_view_and_position_untouched(store: Store, databas
 
     failing = Projector(FailingOrganizations(OrganizationsView()), projector.log, store.pool, page_size=100)
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ProjectionFailed) as failed:
         failing.step()
 
-    assert tracking(database_url) == 0 and view_rows(database_url) == []
+    assert isinstance(failed.value.__cause__, RuntimeError)
+    assert failed.value.failure.position == positions[4]
+    assert tracking(database_url) == positions[3]
+    assert max(row[6] for row in view_rows(database_url)) == positions[3]
     projector.catch_up()
     assert len(view_rows(database_url)) == 2
 
