@@ -105,7 +105,10 @@ def _parser() -> argparse.ArgumentParser:
     key_list.add_argument("org")
 
     proj = commands.add_parser("projections", help="read models").add_subparsers(title="projection commands", metavar="COMMAND")
-    command("status", _projections_status, "events each projection still has to process", into=proj)
+    command("status", _projections_status,
+            "events each projection still has to process; exits 1 when one is stuck on an event", into=proj)
+    retry = command("retry", _projections_retry, "make the worker retry stuck projections now", into=proj)
+    retry.add_argument("names", nargs="*", help="projections to retry (default: all)")
     rebuild = command("rebuild", _projections_rebuild, "drop views and replay the log into them", into=proj)
     rebuild.add_argument("names", nargs="*", help="projections to rebuild (default: all)")
 
@@ -255,6 +258,32 @@ def _projections_status(args: argparse.Namespace) -> None:
     try:
         for name, lag in sorted(store.freshness.lags().items()):
             print(f"{name}: {lag} events behind")
+        stuck = store.freshness.stuck()
+        for failure in stuck:
+            since = f"{failure.first_seen_at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}" if failure.first_seen_at else "?"
+            print(f"{failure.projection}: STUCK at event {failure.position} of {failure.application} "
+                  f"({failure.topic}, originator {failure.originator_id} v{failure.originator_version}): "
+                  f"{failure.error} ({failure.attempts} attempts since {since})")
+    finally:
+        store.close()
+    if stuck:
+        names = ", ".join(sorted({f.projection for f in stuck}))
+        raise CommandFailed(f"stuck on an event they fail on: {names}; fix their code and restart the worker, "
+                            "or `tally projections rebuild NAME` (docs/adr/0026)")
+
+
+def _projections_retry(args: argparse.Namespace) -> None:
+    store = _store("cli", pool_size=2)
+    try:
+        known = {p.name for p in store.projectors}
+        unknown = set(args.names) - known
+        if unknown:
+            raise CommandFailed(f"unknown projection(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+        with store.pool.connection() as conn:
+            for name in args.names or [""]:
+                conn.execute("SELECT pg_notify(%s, %s)", (worker.RETRY_CHANNEL, name))
+        print(f"asked the worker to retry {', '.join(args.names) or 'every stuck projection'} now; "
+              "see `tally projections status`")
     finally:
         store.close()
 

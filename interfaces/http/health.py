@@ -1,4 +1,4 @@
-"""GET /health (database and projection lag, no auth) and GET /ready, as Lago exposes them."""
+"""GET /health (database, projection lag and stuck views, no auth) and GET /ready, as Lago exposes them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from importlib import metadata
 import falcon
 
 from interfaces.http.openapi import Operation
-from interfaces.http.wire import respond
+from interfaces.http.wire import respond, timestamp
 from projections.freshness import Freshness
 
 log = logging.getLogger(__name__)
@@ -33,9 +33,17 @@ class HealthResource:
         body: dict[str, object] = {"version": _version()}
         try:
             lags = self._freshness.lags()
+            stuck = self._freshness.stuck()
         except Exception:
             log.exception("health check failed")
             respond(resp, {**body, "message": "Unhealthy"}, falcon.HTTP_500)
+            return
+        if stuck:  # a view stopped on an event it fails on: reads of it answer 503 until it moves
+            respond(resp, {**body, "message": "Unhealthy", "projections_lag": lags, "projections_stuck": [
+                {"projection": f.projection, "application": f.application, "position": f.position, "topic": f.topic,
+                 "error": f.error, "attempts": f.attempts,
+                 "since": timestamp(f.first_seen_at)}
+                for f in stuck]}, falcon.HTTP_503)
             return
         respond(resp, {**body, "message": "Success", "projections_lag": lags})
 
