@@ -204,6 +204,7 @@ def test_a_poison_event_stops_its_view_only_until_fixed_and_loses_nothing(
         started = time.monotonic()
         read = api.simulate_get("/api/v1/add_ons", headers=bearer(issued))
         assert read.status_code == 503 and read.json["projections"] == ["add_ons"]
+        assert read.json["code"] == "projections_stuck" and "Poison" not in read.text
         assert time.monotonic() - started < 2, "a read of a stuck view fails at once, not after the read bound"
         assert api.simulate_get("/api/v1/organizations", headers=bearer(issued)).json["organization"]["timezone"] \
             == "Europe/Paris"

@@ -80,7 +80,8 @@ def _too_large(req: falcon.Request, resp: falcon.Response, ex: PayloadTooLarge, 
 
 def _behind(req: falcon.Request, resp: falcon.Response, ex: ProjectionsBehind, params: Any) -> None:
     resp.set_header("Retry-After", "1")
-    _send(resp, 503, error_body(503, "projections_behind", projections=ex.names))
+    # The failure itself stays out of the body: it may quote another organization's event (ADR 0026).
+    _send(resp, 503, error_body(503, ex.code, projections=ex.names))
 
 
 def _falcon(req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError, params: Any) -> None:

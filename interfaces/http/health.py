@@ -24,7 +24,7 @@ def _version() -> str:
 class HealthResource:
     path = "/health"
     public = True
-    operations = (Operation("GET", path, "Database reachable; projection lag per view", "health", authenticated=False, errors=(500,)),)
+    operations = (Operation("GET", path, "Database reachable; projection lag per view", "health", authenticated=False, errors=(500, 503)),)
 
     def __init__(self, freshness: Freshness) -> None:
         self._freshness = freshness
