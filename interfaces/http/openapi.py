@@ -3,8 +3,9 @@
 Each resource lists its ``Operation``s; ``create_app`` routes them and this module turns
 them, and the msgspec Structs they name, into ``GET /api/v1/openapi.json``. A route that
 exists is therefore documented, and a documented body is the one we decode and encode.
-Statuses every operation of a kind can answer (401 without a key, 413 for a body over the
-limit, 503 when views lag) are added here, once; an operation declares only its own.
+Statuses every operation of a kind can answer (401 without a key, 422 for a parameter refused
+at the edge, 413 for a body over the limit, 503 when views lag) are added here, once; an
+operation declares only its own.
 """
 
 from __future__ import annotations
@@ -23,15 +24,15 @@ JSON_TYPE = "application/json"
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 _REASONS = {
-    400: "Bad request: the body is not JSON, or its envelope is missing or empty",
+    400: "Bad request: the body is not UTF-8 JSON, nests too deep, or its envelope is missing or empty",
     401: "Unauthorized: no valid API key",
     404: "Not found",
     405: "Not allowed in the current state of the object",
     409: "Conflict: the write lost a race with another write to the same object",
     413: "Request body larger than the configured limit (`limit_bytes`)",
-    422: "Validation errors, per field",
+    422: "Validation errors, per field (parameters included: text with NUL, numbers out of bounds)",
     500: "Unhealthy: the database cannot be reached",
-    503: "The views this request reads did not catch up in time (`projections_behind`); retry after `Retry-After`",
+    503: "The views this request reads are behind (`projections_behind`, retry after `Retry-After`) or stuck",
 }
 
 
@@ -43,7 +44,7 @@ class Param:
     required: bool = False
     array: bool = False
     minimum: int | None = None
-    values: tuple[str, ...] = ()  # the accepted values; any other answers 422
+    values: tuple[str, ...] = ()  # the accepted values
 
 
 PAGINATION = (
@@ -97,12 +98,11 @@ class Operation:
             codes.add(404)
         if self.request is not None:
             codes |= {400, 422}
-        if any(q.type != "string" or q.values for q in self.query):
-            codes.add(422)
         if self.authenticated:
-            codes |= {401, 503}
+            # Every path and query value is checked at the edge (422), every body too (400, 413).
+            codes |= {401, 422, 503}
             if self.method in WRITES:
-                codes.add(413)
+                codes |= {400, 413}
             if self.method in WRITES if self.changes is None else self.changes:
                 codes.add(409)
         else:
@@ -209,7 +209,7 @@ def _operation(op: Operation, refs: Refs) -> dict[str, Any]:
         doc["responses"]["200"] = {"description": "OK"}
     for code in op.statuses:
         schema = refs[ItemErrorBody if code == 422 and op.item_errors else ErrorBody]
-        if code == 500:  # a health check's own report, not an error body
+        if code == 500 or not op.authenticated:  # a health check's own report, not an error body
             schema = {"type": "object"}
         doc["responses"][str(code)] = {"description": _REASONS.get(code, "Error"), "content": {JSON_TYPE: {"schema": schema}}}
     return doc

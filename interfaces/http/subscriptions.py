@@ -261,7 +261,7 @@ class SubscriptionMember(SubscriptionsBase):
         Operation("GET", path, "Retrieve a subscription", "subscriptions", SubscriptionObject, "subscription",
                   query=_status_param, errors=(401, 404)),
         Operation("PUT", path, "Update a subscription; a new external_id renames it (Tally)", "subscriptions",
-                  SubscriptionObject, "subscription", request=_update, query=_status_param, errors=(401, 404, 422)),
+                  SubscriptionObject, "subscription", request=_update, query=_status_param, errors=(404, 405)),
         Operation("DELETE", path, "Terminate an active subscription or cancel a pending one", "subscriptions",
                   SubscriptionObject, "subscription", errors=(401, 404, 405),
                   query=(*_status_param,
