@@ -261,7 +261,7 @@ def config(known: dict[str, list[str]], workers: int, seed: int | None) -> str:
 
 
 def run(*, max_examples: int, phases: str, workers: int = 2, seed: int | None = None, logs: Path,
-        max_time: float | None = None, server: str | None = None) -> Outcome:
+        max_time: float | None = None, server: str | None = None, mode: str = "all") -> Outcome:
     """Start a fresh Tally (its database on ``server`` if given), seed it, fuzz it; what happened."""
     started = time.monotonic()
     shutil.rmtree(logs, ignore_errors=True)
@@ -283,7 +283,7 @@ def run(*, max_examples: int, phases: str, workers: int = 2, seed: int | None = 
         argv = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(logs / "schemathesis.toml"), "run",
                 f"{base}/api/v1/openapi.json", "--url", base, "--checks", ",".join(CHECKS),
                 "--header", f"Authorization: Bearer {key}", "--max-examples", str(max_examples),
-                "--phases", phases, "--mode", "all", "--continue-on-failure", "--no-color",
+                "--phases", phases, "--mode", mode, "--continue-on-failure", "--no-color",
                 "--suppress-health-check", "all", "--request-timeout", "30",
                 "--report", "json,junit", "--report-json-path", str(report),
                 "--report-junit-path", str(logs / "junit.xml"), "--output-truncate", "false"]
@@ -330,10 +330,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--max-time", type=float, default=None, help="seconds for the whole schemathesis run")
+    parser.add_argument("--mode", choices=("all", "positive", "negative"), default="all",
+                        help="valid inputs, invalid ones, or both")
     parser.add_argument("--logs", type=Path, default=ROOT / ".fuzz", help="where logs and reports go")
     args = parser.parse_args(argv)
     outcome = run(max_examples=args.max_examples, phases=args.phases, workers=args.workers, seed=args.seed,
-                  logs=args.logs.resolve(), max_time=args.max_time)
+                  logs=args.logs.resolve(), max_time=args.max_time, mode=args.mode)
     print(outcome.summary())
     return 1 if outcome.failed else 0
 
