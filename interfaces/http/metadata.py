@@ -12,7 +12,7 @@ import falcon
 import msgspec
 
 from domain.errors import NotFound, ValidationFailed
-from interfaces.http.openapi import Operation
+from interfaces.http.openapi import Envelope, Operation
 from interfaces.http.wire import parse_id, respond
 
 Read = Callable[[UUID, UUID], Mapping[str, str | None]]
@@ -39,7 +39,8 @@ class MetadataResource:
     def __init__(self, resource: str, tag: str, read: Read, write: Write, missing: type[NotFound]) -> None:
         self.path = f"/api/v1/{resource}/{{lago_id}}/metadata"
         self.operations = tuple(
-            Operation(method, self.path, summary, tag, MetadataObject, None, errors=(401, 404, 405, 422))
+            Operation(method, self.path, summary, tag, MetadataObject, None, errors=(401, 404, 405, 422),
+                      request=None if method == "DELETE" else Envelope(None, MetadataObject))
             for method, summary in (("POST", "Replace the metadata"), ("PATCH", "Merge into the metadata"),
                                     ("DELETE", "Remove all metadata")))
         self._read, self._write, self._missing = read, write, missing
