@@ -139,3 +139,18 @@ class ChargeMeter(Aggregate):
         if unique is not None:
             uniques = uniques | {unique} if adds else uniques - {unique}
         self.levels[key] = Level(level, high_water, uniques)
+
+
+@dataclass(frozen=True)
+class QueuedCharge:
+    """One event of a pay-in-advance charge waiting to be billed; ``position`` orders the queue."""
+
+    event_id: UUID
+    charge_id: UUID
+    subscription_id: UUID
+    usage: AdvanceUsage
+    position: int
+
+    @property
+    def cursor(self) -> tuple[int, UUID, UUID]:
+        return (self.position, self.charge_id, self.subscription_id)

@@ -16,10 +16,10 @@ from uuid import UUID
 
 import psycopg
 
+from application.invoicing import Invoicing
 from domain import identity
 from domain.api_key import IssuedKey
 from domain.errors import BillingError, ValidationFailed
-from interfaces.invoicing import Invoicing
 from interfaces.progress import Progress
 from interfaces.store import NotMigrated, Store, database_url, migrate, open_store
 from projections import runner, worker
@@ -168,7 +168,7 @@ def _worker(args: argparse.Namespace) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     logging.getLogger(__name__).info("projection worker following %s", ", ".join(p.name for p in store.projectors))
-    from interfaces.invoicing import Invoicing
+    from application.invoicing import Invoicing
 
     invoicing = Invoicing(store.billing, store.readers)
     try:

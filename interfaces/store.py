@@ -28,7 +28,7 @@ from domain.plan import PlanDefinition
 from domain.subscription import SubscriptionTerms
 from domain.tax import TaxDefinition
 from interfaces import embedded_postgres, invoice_files
-from interfaces.http.app import Readers
+from interfaces.readers import Readers
 from projections.applied_coupons import (
     AppliedCouponRecord,
     AppliedCoupons,

@@ -14,6 +14,8 @@ from domain.add_on import AddOn
 from domain.billable_metric import BillableMetric
 from domain.catalog import CatalogItem
 from domain.coupon import Coupon
+from domain.fee import AppliedTax
+from domain.period_close import TaxTable
 from domain.plan import Plan
 from domain.tax import Tax, TaxDefinition
 from projections.documents import Document, DocumentReader, DocumentView
@@ -82,6 +84,15 @@ Plans = catalog_projection(Plan, PlansView)
 
 class TaxesReader(DocumentReader[TaxDefinition]):
     """Taxes, plus the organization's default ones (``applied_to_organization``)."""
+
+    def tax_table(self, organization_id: UUID) -> TaxTable:
+        """The organization's taxes in force as invoices apply them, and its defaults (M2)."""
+        documents, _ = self.page(organization_id, 0, 10_000)
+        applied = {d.data.code: (AppliedTax(tax_id=d.id, code=d.data.code, name=d.data.name, rate=d.data.rate or 0,
+                                            description=d.data.description), bool(d.extra.get("applied_to_organization")))
+                   for d in documents}
+        return TaxTable({code: tax for code, (tax, _) in applied.items()},
+                        tuple(tax for tax, default in applied.values() if default), ())
 
     def organization_defaults(self, organization_id: UUID) -> list[Document[TaxDefinition]]:
         return self.applicable(organization_id, ())[1]

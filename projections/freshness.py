@@ -109,6 +109,14 @@ class Freshness:
         finally:
             _scope.reset(token)
 
+    def caught_up(self, names: Iterable[str]) -> bool:
+        """``wait``, answering False instead of raising when the views stay behind (or are stuck)."""
+        try:
+            self.wait(names)
+        except ProjectionsBehind:
+            return False
+        return True
+
     def wait(self, names: Iterable[str]) -> None:
         wanted = frozenset(names)
         if not wanted:

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from interfaces.invoicing import Invoicing, InvoicingPass
+from application.invoicing import Invoicing, InvoicingPass
 
 log = logging.getLogger(__name__)
 

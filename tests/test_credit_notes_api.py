@@ -17,7 +17,7 @@ import pytest
 
 from domain.api_key import IssuedKey
 from interfaces.http.app import create_app
-from interfaces.invoicing import Invoicing
+from application.invoicing import Invoicing
 from interfaces.store import Store
 from tests.conftest import bearer
 from tests.test_invoices_api import Account, _fees

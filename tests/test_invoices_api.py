@@ -18,7 +18,7 @@ from domain.api_key import IssuedKey
 from domain.application import Billing
 from domain.period_close import TaxTable
 from interfaces.http.app import create_app
-from interfaces.invoicing import Invoicing
+from application.invoicing import Invoicing
 from interfaces.store import Store, application_env
 from tests.conftest import bearer
 

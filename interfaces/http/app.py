@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import falcon
 
-from domain.add_on import AddOnDefinition
+from application.invoicing import Invoicing
 from domain.application import Billing
-from domain.billable_metric import MetricDefinition
-from domain.coupon import CouponDefinition
 from domain.credit_note import CreditNoteNotFound
 from domain.metering import Metering
-from domain.plan import PlanDefinition
 from domain.wallet import WalletNotFound
 from interfaces.billing_cache import BillingCache
 from interfaces.group_commit import GroupCommitter
@@ -56,47 +52,11 @@ from interfaces.http.subscriptions import (
 from interfaces.http.usage import CurrentUsage, EstimateFees
 from interfaces.http.wire import respond
 from interfaces.invoice_files import InvoiceFiles
-from interfaces.invoicing import Invoicing
-from projections.applied_coupons import AppliedCouponsReader
-from projections.catalog import TaxesReader
-from projections.credit_notes import CreditNotesReader
-from projections.documents import DocumentReader
-from projections.events import EventsReader
-from projections.freshness import Freshness
-from projections.invoices import InvoicesReader
-from projections.ledger import LedgerReader
-from projections.organizations import OrganizationsReader
-from projections.payments import PaymentRequestsReader, PaymentsReader
-from projections.subscriptions import CustomersReader, SubscriptionsReader
-from projections.usage_reader import UsageReader
-from projections.wallets import WalletsReader
+from interfaces.readers import Readers
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 
 
-@dataclass(frozen=True)
-class Readers:
-    """The query side the API serves from; every reader waits for its views to be fresh."""
-
-    freshness: Freshness
-    organizations: OrganizationsReader
-    billable_metrics: DocumentReader[MetricDefinition]
-    taxes: TaxesReader
-    add_ons: DocumentReader[AddOnDefinition]
-    coupons: DocumentReader[CouponDefinition]
-    plans: DocumentReader[PlanDefinition]
-    customers: CustomersReader
-    subscriptions: SubscriptionsReader
-    usage: UsageReader
-    events: EventsReader
-    invoices: InvoicesReader
-    credit_notes: CreditNotesReader
-    applied_coupons: AppliedCouponsReader
-    payments: PaymentsReader
-    payment_requests: PaymentRequestsReader
-    ledger: LedgerReader
-    wallets: WalletsReader
-    pool: Any = None  # the read pool, for files kept beside the views
 
 
 class OpenApiResource:
@@ -173,7 +133,7 @@ def create_app(
                                     invoice_presenter, clock),
         *ledger.resources(readers.ledger, readers.customers, readers.invoices, clock),
         *wallets.resources(billing, readers.wallets, readers.customers, readers.subscriptions, readers.usage, clock),
-        *analytics.resources(readers.invoices, readers.customers, readers.plans, clock),
+        *analytics.resources(readers.analytics, readers.customers, clock),
         *metadata.resources("credit_notes", "credit_notes", lambda o, i: billing.credit_note(o, i).metadata,
                             lambda o, i, m: billing.update_credit_note(o, i, metadata=m), CreditNoteNotFound),
         *metadata.resources("wallets", "wallets", lambda o, i: dict(billing.wallet(o, i).terms.metadata),

@@ -12,6 +12,7 @@ import falcon
 import msgspec
 from psycopg import sql
 
+from application.invoicing import Invoicing
 from domain.application import Billing
 from domain.currency import minor_unit_exponent
 from domain.customer import CustomerNotFound
@@ -31,7 +32,6 @@ from interfaces.http.wire import (
     timestamp,
 )
 from interfaces.invoice_files import InvoiceFiles, render
-from interfaces.invoicing import Invoicing
 from projections.documents import Condition, Document
 from projections.invoices import InvoiceFilters, InvoiceRecord, InvoicesReader
 from projections.organizations import OrganizationsReader

@@ -10,6 +10,7 @@ from uuid import UUID
 import falcon
 import msgspec
 
+from application.invoicing import Invoicing
 from domain.application import Billing
 from domain.customer import CustomerNotFound, CustomerProfile
 from domain.errors import ValidationFailed
@@ -24,7 +25,6 @@ from interfaces.http.customers import CustomerPresenter, list_param
 from interfaces.http.openapi import PAGINATION, Operation, Param
 from interfaces.http.plans import PlanObject, PlanPresenter
 from interfaces.http.wire import Body, PageRequest, given, respond, timestamp
-from interfaces.invoicing import Invoicing
 from projections.documents import Document, DocumentReader
 from projections.subscriptions import CustomersReader, SubscriptionsReader
 

@@ -1,42 +1,30 @@
-"""Invoicing runs: read usage and taxes, then tell Billing to invoice — for the scheduler and the API alike.
+"""The invoicing process manager: read usage and taxes, then tell Billing to invoice — for the scheduler and
+the API alike (ADR 0019, 0020, 0031).
 
-Billing decides what is owed; this module fetches what Billing cannot read itself (the usage
-read model, the organization's taxes, the log positions) and walks every subscription with
-invoicing due, catching up every missed period, oldest first.
+Billing decides what is owed; this module fetches what Billing cannot read itself (priced usage,
+the organization's taxes, the log positions), through the protocols of ``application.readers``,
+and walks every subscription with invoicing due, catching up every missed period, oldest first.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TypeVar
 from uuid import UUID
 
-import msgspec
-
-from domain.advance_charge import AdvanceUsage
+from application.readers import InvoicingReaders, Positions
 from domain.application import Billing, ConcurrentWrite
 from domain.batched_invoicing import PeriodToClose
-from domain.currency import minor_unit_exponent
 from domain.errors import NotFound
-from domain.fee import AppliedTax
 from domain.invoice_commands import NothingToInvoice
-from domain.period_close import PricedBucket, TaxTable
-from domain.pricing import precise_cents
-from domain.usage import group_values
-from projections.freshness import ProjectionsBehind
-from projections.usage_reader import PeriodUsage
-
-if TYPE_CHECKING:
-    from interfaces.http.app import Readers
+from domain.period_close import TaxTable
 
 log = logging.getLogger(__name__)
 _INSTANT = timedelta(microseconds=1)
 _NO_ID = UUID(int=0)
-_ADVANCE_LOCK = 7_411_002  # pg advisory lock: one drainer of the pay-in-advance queue at a time
 T = TypeVar("T")
 BATCH = 100  # closes saved together (docs/adr/0020): a transaction each, and what a conflict sends one at a time
 
@@ -60,7 +48,7 @@ class InvoicingPass:
 
 
 class Invoicing:
-    def __init__(self, billing: Billing, readers: Readers) -> None:
+    def __init__(self, billing: Billing, readers: InvoicingReaders) -> None:
         self._billing = billing
         self._readers = readers
         self._taxes: dict[UUID, TaxTable] | None = None  # remembered for the length of one pass
@@ -73,16 +61,16 @@ class Invoicing:
             if facts is None:
                 return None
             organization_id = facts.organization_id
-        usage, positions = self._readers.usage.for_billing(subscription_id, boundary - _INSTANT)
-        return self._billing.close_period(subscription_id, boundary, buckets(usage), self.taxes(organization_id),
-                                          _positions(positions), now)
+        buckets, positions = self._readers.usage.priced_for_billing(subscription_id, boundary - _INSTANT)
+        return self._billing.close_period(subscription_id, boundary, buckets, self.taxes(organization_id), positions,
+                                          now)
 
     def close_many(self, due: Sequence[tuple[UUID, datetime, UUID]], now: datetime) -> list[UUID | None]:
         """``close`` of many (subscription, boundary, organization): their usage read in one snapshot, their invoices
         saved in one transaction; all or nothing."""
-        usages, positions = self._readers.usage.for_billing_many([(s, b - _INSTANT) for s, b, _ in due])
-        closes = [PeriodToClose(s, b, buckets(usage), self.taxes(o), _positions(positions))
-                  for (s, b, o), usage in zip(due, usages, strict=True)]
+        usages, positions = self._readers.usage.priced_for_billing_many([(s, b - _INSTANT) for s, b, _ in due])
+        closes = [PeriodToClose(s, b, buckets, self.taxes(o), positions)
+                  for (s, b, o), buckets in zip(due, usages, strict=True)]
         return self._billing.close_periods(closes, now)
 
     def start(self, subscription_id: UUID, now: datetime) -> UUID | None:
@@ -125,9 +113,10 @@ class Invoicing:
         if facts is None or facts.terminated_at is None:
             return None
         self.catch_up(subscription_id, facts.terminated_at, now)
-        usage, positions = self._readers.usage.for_billing(subscription_id, max(facts.terminated_at - _INSTANT, facts.started_at))
-        return self._billing.invoice_termination(subscription_id, buckets(usage), self.taxes(facts.organization_id),
-                                                 _positions(positions), now)
+        buckets, positions = self._readers.usage.priced_for_billing(
+            subscription_id, max(facts.terminated_at - _INSTANT, facts.started_at))
+        return self._billing.invoice_termination(subscription_id, buckets, self.taxes(facts.organization_id),
+                                                 positions, now)
 
     def invoice_now(self, subscription_id: UUID, now: datetime) -> UUID:
         """The open period's usage so far, invoiced at once; passed boundaries are closed first."""
@@ -135,9 +124,8 @@ class Invoicing:
         if facts is None:
             raise NothingToInvoice("the subscription has not started")
         self.catch_up(subscription_id, now, now)
-        usage, positions = self._readers.usage.for_billing(subscription_id, now)
-        return self._billing.invoice_now(subscription_id, buckets(usage), self.taxes(facts.organization_id),
-                                         _positions(positions), now)
+        buckets, positions = self._readers.usage.priced_for_billing(subscription_id, now)
+        return self._billing.invoice_now(subscription_id, buckets, self.taxes(facts.organization_id), positions, now)
 
     def bill_advance_charges(self, now: datetime, limit: int = 500) -> int:
         """Invoice the queued events of pay-in-advance charges, oldest first (C10); returns invoices issued.
@@ -145,49 +133,41 @@ class Invoicing:
         One drainer at a time (an advisory lock; others return at once), so each meter sees its events in log
         order. A row leaves the queue after its command ran: a crash in between runs the command again,
         which finds the event measured and bills nothing."""
-        try:
-            self._readers.freshness.wait(["usage"])  # the queue is written by the usage projection
-        except ProjectionsBehind:
-            pass  # a worker holds the page: what is queued already is billed now, the rest next time
+        # The queue is written by the usage projection: what a worker holds is billed next time.
+        self._readers.freshness.caught_up(["usage"])
         issued = 0
-        with self._readers.pool.connection() as conn, conn.transaction():
-            if not conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (_ADVANCE_LOCK,)).fetchone()[0]:
+        with self._readers.usage.advance_queue() as queue:
+            if queue is None:  # another drainer holds it
                 return 0
             blocked: set[tuple[UUID, UUID]] = set()  # (subscription, charge) with a failed event: retried next time
-            after: tuple[Any, ...] = (-1, _NO_ID, _NO_ID)
+            cursor = (-1, _NO_ID, _NO_ID)
             while True:  # one pass through the queue, in log order
-                rows = conn.execute("SELECT event_id, charge_id, subscription_id, usage, position FROM advance_charge_queue "
-                                    "WHERE (position, charge_id, subscription_id) > (%s, %s, %s) "
-                                    "ORDER BY position, charge_id, subscription_id LIMIT %s", (*after, limit)).fetchall()
-                if not rows:
+                charges = queue.after(cursor, limit)
+                if not charges:
                     return issued
-                after = (rows[-1][4], rows[-1][1], rows[-1][2])
-                for event_id, charge_id, subscription_id, raw, _ in rows:
-                    if (subscription_id, charge_id) in blocked:
+                cursor = charges[-1].cursor
+                for charge in charges:
+                    if (charge.subscription_id, charge.charge_id) in blocked:
                         continue  # its meter must see the failed event first
-                    usage = msgspec.convert(raw, AdvanceUsage)
                     try:
-                        issued += self._billing.bill_in_advance(usage, self.taxes(usage.organization_id), now) is not None
+                        issued += self._billing.bill_in_advance(
+                            charge.usage, self.taxes(charge.usage.organization_id), now) is not None
                     except NotFound:  # the subscription or customer is gone: nothing can be billed, ever
-                        log.warning("pay-in-advance charge of event %s dropped: its subscription is gone", event_id)
+                        log.warning("pay-in-advance charge of event %s dropped: its subscription is gone",
+                                    charge.event_id)
                     except Exception:
-                        log.exception("pay-in-advance charge of event %s failed; retried on the next drain", event_id)
-                        blocked.add((subscription_id, charge_id))
+                        log.exception("pay-in-advance charge of event %s failed; retried on the next drain",
+                                      charge.event_id)
+                        blocked.add((charge.subscription_id, charge.charge_id))
                         continue
-                    conn.execute("DELETE FROM advance_charge_queue WHERE event_id = %s AND charge_id = %s "
-                                 "AND subscription_id = %s", (event_id, charge_id, subscription_id))
+                    queue.remove(charge)
 
     def taxes(self, organization_id: UUID | None) -> TaxTable:
         if organization_id is None:
             return TaxTable({}, (), ())
         if self._taxes is not None and organization_id in self._taxes:
             return self._taxes[organization_id]
-        documents, _ = self._readers.taxes.page(organization_id, 0, 10_000)
-        applied = {d.data.code: (AppliedTax(tax_id=d.id, code=d.data.code, name=d.data.name, rate=d.data.rate or 0,
-                                            description=d.data.description), bool(d.extra.get("applied_to_organization")))
-                   for d in documents}
-        table = TaxTable({code: tax for code, (tax, _) in applied.items()},
-                         tuple(tax for tax, default in applied.values() if default), ())
+        table = self._readers.taxes.tax_table(organization_id)
         if self._taxes is not None:
             self._taxes[organization_id] = table
         return table
@@ -257,9 +237,8 @@ class Invoicing:
         if facts is None:
             return
         at = (period.charges_to_at or period.subscription_to_at or now) - _INSTANT
-        usage, positions = self._readers.usage.for_billing(period.subscription_id, max(at, facts.started_at))
-        self._billing.refresh_draft(organization_id, invoice_id, buckets(usage), self.taxes(facts.organization_id),
-                                    _positions(positions))
+        buckets, positions = self._readers.usage.priced_for_billing(period.subscription_id, max(at, facts.started_at))
+        self._billing.refresh_draft(organization_id, invoice_id, buckets, self.taxes(facts.organization_id), positions)
 
     @staticmethod
     def _batched(size: int, step: Callable[[], list[T]]) -> list[T] | None:
@@ -285,38 +264,10 @@ class Invoicing:
             return None
 
 
-def buckets(usage: PeriodUsage | None) -> list[PricedBucket]:
-    """The usage read model's priced buckets, as Billing takes them."""
-    if usage is None:
-        return []
-    exponent = minor_unit_exponent(usage.currency)
-    found = []
-    for charge_usage in usage.charges:
-        charge = charge_usage.charge
-        filters = {f.id: f for f in charge.filters}
-        keys = charge.properties.pricing_group_keys
-        for bucket in charge_usage.buckets:
-            grouped = group_values(keys, bucket.group) if bucket.group else {}
-            details = tuple((f"tier {t.from_value}-{t.to_value if t.to_value is not None else ''}",
-                             json.dumps({"units": str(t.units), "per_unit_amount": str(t.per_unit_amount),
-                                         "flat_amount": str(t.flat_amount), "amount": str(t.amount)}))
-                            for t in bucket.price.tiers)
-            charge_filter = filters.get(bucket.filter_id)
-            found.append(PricedBucket(
-                charge=charge, metric_id=charge_usage.metric_id, metric_code=charge_usage.metric.code,
-                metric_name=charge_usage.metric.name, filter_id=bucket.filter_id,
-                filter_display_name=charge_filter.invoice_display_name if charge_filter else None,
-                group=tuple((k, "" if v is None else str(v)) for k, v in grouped.items()), units=bucket.units,
-                events_count=bucket.events_count, amount_cents=bucket.amount_cents,
-                precise_amount_cents=precise_cents(bucket.price.amount, exponent), details=details,
-            ))
-    return found
-
-
 def _batches(items: Sequence[T]) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), BATCH):
         yield items[start:start + BATCH]
 
 
-def _positions(positions: dict[str, int]) -> tuple[int, int]:
+def _positions(positions: dict[str, int]) -> Positions:
     return positions.get("Billing", 0), positions.get("Metering", 0)
