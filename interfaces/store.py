@@ -29,6 +29,7 @@ from domain.subscription import SubscriptionTerms
 from domain.tax import TaxDefinition
 from interfaces import embedded_postgres, invoice_files
 from interfaces.readers import Readers
+from projections.analytics import Analytics, AnalyticsReader, AnalyticsView
 from projections.applied_coupons import (
     AppliedCouponRecord,
     AppliedCoupons,
@@ -153,6 +154,7 @@ def all_projections() -> list[Projection[Any]]:
         PaymentRequests(PaymentRequestsView()),
         Ledger(LedgerView()),
         Wallets(WalletsView()),
+        Analytics(AnalyticsView()),
     ]
 
 
@@ -257,6 +259,7 @@ def open_store(
         payment_requests=PaymentRequestsReader(pool, freshness, "payment_requests", PaymentRequestsView,
                                                PaymentRequestRecord),
         credit_notes=CreditNotesReader(pool, freshness, "credit_notes", CreditNotesView, CreditNoteRecord),
+        analytics=AnalyticsReader(pool, freshness),
         pool=pool,
     )
     return Store(url, billing, metering, pool, projectors, freshness, readers, apps)

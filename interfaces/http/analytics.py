@@ -1,5 +1,6 @@
-"""Lago's analytics (reference §2.15), computed from the invoices read model: gross revenue, invoiced usage, MRR,
-invoice collection, overdue balance. Months are issuing months; ``months`` limits how many (newest), default 12."""
+"""Lago's analytics (reference §2.15), read from the analytics projection: gross revenue, invoiced usage, MRR,
+invoice collection, overdue balance. Months are issuing months (due months for overdue balance); ``months``
+limits how many (newest), default 12. See docs/adr/0030-analytics-from-a-projection.md."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import falcon
 import msgspec
@@ -15,15 +17,14 @@ import msgspec
 from domain.customer import CustomerNotFound
 from domain.errors import ValidationFailed
 from domain.fee import round_cents
-from domain.plan import PlanDefinition
 from interfaces.http.openapi import Operation, Param
 from interfaces.http.wire import respond
-from projections.documents import Document, DocumentReader
-from projections.invoices import InvoiceFilters, InvoiceRecord, InvoicesReader
+from projections.analytics import AnalyticsReader
 from projections.subscriptions import CustomersReader
 
 _MONTHLY_SHARE = {"weekly": Decimal(52) / 12, "monthly": Decimal(1), "quarterly": Decimal(1) / 3,
                   "semiannual": Decimal(1) / 6, "yearly": Decimal(1) / 12}
+_MOST_MONTHS = 100_000  # more than any log holds; keeps the parameter within the database's integers
 
 
 class GrossRevenue(msgspec.Struct):
@@ -70,25 +71,19 @@ def _month(day: date) -> str:
 class AnalyticsBase:
     envelope = ""
 
-    def __init__(self, invoices: InvoicesReader, customers: CustomersReader, plans: DocumentReader[PlanDefinition],
-                 now: Callable[[], datetime]) -> None:
-        self._invoices = invoices
+    def __init__(self, analytics: AnalyticsReader, customers: CustomersReader, now: Callable[[], datetime]) -> None:
+        self._analytics = analytics
         self._customers = customers
-        self._plans = plans
         self._now = now
 
-    def _documents(self, req: falcon.Request, *, customer_filter: bool) -> list[Document[InvoiceRecord]]:
-        organization_id = req.context.organization_id
-        customer_ids = None
-        external_customer_id = req.get_param("external_customer_id") if customer_filter else None
-        if external_customer_id:
-            customer = self._customers.by_key(organization_id, external_customer_id)
-            if customer is None:
-                raise CustomerNotFound(key=external_customer_id)
-            customer_ids = [customer.id]
-        documents, _ = self._invoices.filtered(organization_id, 0, 100_000, InvoiceFilters(
-            customer_ids=customer_ids, statuses=["finalized"], currency=req.get_param("currency")))
-        return documents
+    def _customer_id(self, req: falcon.Request) -> UUID | None:
+        external_customer_id = req.get_param("external_customer_id")
+        if not external_customer_id:
+            return None
+        customer = self._customers.by_key(req.context.organization_id, external_customer_id)
+        if customer is None:
+            raise CustomerNotFound(key=external_customer_id)
+        return customer.id
 
     def _months(self, req: falcon.Request) -> int:
         raw = req.get_param("months")
@@ -96,12 +91,10 @@ class AnalyticsBase:
             return 12
         if not raw.isdigit() or int(raw) < 1:
             raise ValidationFailed({"months": ["value_is_invalid"]})
-        return int(raw)
+        return min(int(raw), _MOST_MONTHS)
 
-    def _respond(self, req: falcon.Request, resp: falcon.Response, rows: Iterable[Any]) -> None:
-        ordered = sorted(rows, key=lambda r: r.month, reverse=True)
-        months = sorted({r.month for r in ordered}, reverse=True)[:self._months(req)]
-        respond(resp, {self.envelope: [r for r in ordered if r.month in months]})
+    def _respond(self, resp: falcon.Response, rows: Iterable[Any]) -> None:
+        respond(resp, {self.envelope: list(rows)})
 
 
 _QUERY = (Param("currency", "ISO 4217 code."), Param("months", "How many months, newest first.", "integer"))
@@ -115,14 +108,10 @@ class GrossRevenueResource(AnalyticsBase):
                             "gross_revenues", query=_QUERY + _CUSTOMER, many=True, errors=(404, 422)),)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-        for document in self._documents(req, customer_filter=True):
-            record = document.data
-            figures = sums[(_month(record.issuing_date), record.currency)]
-            figures[0] += record.total_amount_cents
-            figures[1] += 1
-        self._respond(req, resp, [GrossRevenue(month, amount, currency, count)
-                                  for (month, currency), (amount, count) in sums.items()])
+        customer_id = self._customer_id(req)
+        rows = self._analytics.gross_revenue(req.context.organization_id, self._months(req), req.get_param("currency"),
+                                             customer_id)
+        self._respond(resp, (GrossRevenue(_month(r.month), r.amount_cents, r.currency, r.invoices_count) for r in rows))
 
 
 class InvoicedUsageResource(AnalyticsBase):
@@ -132,14 +121,8 @@ class InvoicedUsageResource(AnalyticsBase):
                             "invoiced_usages", query=_QUERY, many=True, errors=(422,)),)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        sums: dict[tuple[str, str, str], int] = defaultdict(int)
-        for document in self._documents(req, customer_filter=False):
-            record = document.data
-            for fee in record.fees:
-                if fee.fee_type == "charge":
-                    sums[(_month(record.issuing_date), fee.item_code, record.currency)] += fee.amount_cents
-        self._respond(req, resp, [InvoicedUsage(month, code, currency, amount)
-                                  for (month, code, currency), amount in sums.items()])
+        rows = self._analytics.invoiced_usage(req.context.organization_id, self._months(req), req.get_param("currency"))
+        self._respond(resp, (InvoicedUsage(_month(r.month), r.group, r.currency, r.amount_cents) for r in rows))
 
 
 class MrrResource(AnalyticsBase):
@@ -149,17 +132,13 @@ class MrrResource(AnalyticsBase):
                             "analytics", Mrr, "mrrs", query=_QUERY, many=True, errors=(422,)),)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        organization_id = req.context.organization_id
-        documents, _ = self._plans.page(organization_id, 0, 100_000, include_deleted=True)
-        intervals = {d.id: d.data.interval for d in documents}
-        sums: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-        for document in self._documents(req, customer_filter=False):
-            record = document.data
-            for fee in record.fees:
-                if fee.fee_type == "subscription":
-                    share = _MONTHLY_SHARE.get(intervals.get(fee.item_id, "monthly"), Decimal(1))
-                    sums[(_month(record.issuing_date), record.currency)] += Decimal(fee.amount_cents) * share
-        self._respond(req, resp, [Mrr(month, round_cents(amount), currency) for (month, currency), amount in sums.items()])
+        rows = self._analytics.subscription_fees(req.context.organization_id, self._months(req),
+                                                 req.get_param("currency"))
+        sums: dict[tuple[date, str], Decimal] = defaultdict(Decimal)
+        for r in rows:
+            sums[(r.month, r.currency)] += Decimal(r.amount_cents) * _MONTHLY_SHARE.get(r.group, Decimal(1))
+        self._respond(resp, (Mrr(_month(month), round_cents(amount), currency)
+                             for (month, currency), amount in sums.items()))
 
 
 class InvoiceCollectionResource(AnalyticsBase):
@@ -169,14 +148,10 @@ class InvoiceCollectionResource(AnalyticsBase):
                             InvoiceCollection, "invoice_collections", query=_QUERY, many=True, errors=(422,)),)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        sums: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
-        for document in self._documents(req, customer_filter=False):
-            record = document.data
-            figures = sums[(_month(record.issuing_date), record.payment_status, record.currency)]
-            figures[0] += 1
-            figures[1] += record.total_amount_cents
-        self._respond(req, resp, [InvoiceCollection(month, status, count, amount, currency)
-                                  for (month, status, currency), (count, amount) in sums.items()])
+        rows = self._analytics.invoice_collection(req.context.organization_id, self._months(req),
+                                                  req.get_param("currency"))
+        self._respond(resp, (InvoiceCollection(_month(r.month), r.payment_status, r.invoices_count, r.amount_cents,
+                                               r.currency) for r in rows))
 
 
 class OverdueBalanceResource(AnalyticsBase):
@@ -187,22 +162,14 @@ class OverdueBalanceResource(AnalyticsBase):
                             many=True, errors=(404, 422)),)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        today = self._now().date()
-        sums: dict[tuple[str, str], tuple[int, list[str]]] = {}
-        for document in self._documents(req, customer_filter=True):
-            record = document.data
-            if record.payment_due_date >= today or record.total_due_amount_cents <= 0:
-                continue
-            key = (_month(record.payment_due_date), record.currency)
-            amount, ids = sums.get(key, (0, []))
-            sums[key] = (amount + record.total_due_amount_cents, [*ids, str(document.id)])
-        self._respond(req, resp, [OverdueBalance(month, amount, currency, ids)
-                                  for (month, currency), (amount, ids) in sums.items()])
+        customer_id = self._customer_id(req)
+        rows = self._analytics.overdue_balance(req.context.organization_id, self._now().date(), self._months(req),
+                                               req.get_param("currency"), customer_id)
+        self._respond(resp, (OverdueBalance(_month(r.month), r.amount_cents, r.currency,
+                                            [str(i) for i in r.invoice_ids]) for r in rows))
 
 
-def resources(invoices: InvoicesReader, customers: CustomersReader, plans: DocumentReader[PlanDefinition],
-              now: Callable[[], datetime]) -> list[Any]:
-    parts = (invoices, customers, plans, now)
+def resources(analytics: AnalyticsReader, customers: CustomersReader, now: Callable[[], datetime]) -> list[Any]:
+    parts = (analytics, customers, now)
     return [GrossRevenueResource(*parts), InvoicedUsageResource(*parts), MrrResource(*parts),
             InvoiceCollectionResource(*parts), OverdueBalanceResource(*parts)]
-
