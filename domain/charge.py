@@ -114,7 +114,11 @@ class _Reader:
         if not isinstance(value, str) or not _DECIMAL.match(value.strip()):
             self.fail(name, code)
             return None
-        return Decimal(value.strip())
+        amount = Decimal(value.strip())
+        if not limits.storable_number(amount):
+            self.fail(name, "value_is_out_of_range")
+            return None
+        return amount
 
     def count(self, name: str, code: str, *, minimum: int, required: bool = True) -> int | None:
         value = self.raw.get(name)
@@ -122,7 +126,7 @@ class _Reader:
             if required:
                 self.fail(name, code)
             return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum or not limits.storable_integer(value):
             self.fail(name, code)
             return None
         return value

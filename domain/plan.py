@@ -132,7 +132,8 @@ class PlanDefinition:
             problems.check(0 < self.minimum_commitment.amount_cents <= limits.MAX_AMOUNT_CENTS,
                            "minimum_commitment.amount_cents", "value_is_out_of_range")
         amounts = [(t.amount_cents, t.recurring) for t in self.usage_thresholds]
-        problems.check(all(a > 0 for a, _ in amounts), "usage_thresholds", "value_is_out_of_range")
+        problems.check(all(0 < a <= limits.MAX_AMOUNT_CENTS for a, _ in amounts), "usage_thresholds",
+                       "value_is_out_of_range")
         problems.check(len(amounts) == len(set(amounts)), "usage_thresholds", "value_already_exist")
         problems.check(sum(1 for _, recurring in amounts if recurring) <= 1, "usage_thresholds", "multiple_recurring_thresholds")
         problems.raise_if_any()

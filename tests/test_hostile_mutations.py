@@ -34,6 +34,37 @@ WRITES: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", "plans", {"plan": {"name": "P", "code": "p2", "interval": "monthly", "amount_cents": 100,
                                 "amount_currency": "USD", "pay_in_advance": False, "trial_period": 2,
                                 "minimum_commitment": {"amount_cents": 500}}}),
+    ("POST", "plans", {"plan": {
+        "name": "Charged", "code": "p3", "interval": "yearly", "amount_cents": 1000, "amount_currency": "USD",
+        "pay_in_advance": True, "bill_charges_monthly": True,
+        "usage_thresholds": [{"amount_cents": 5000, "threshold_display_name": "t"}],
+        "charges": [
+            {"billable_metric_id": "{metric}", "charge_model": "graduated", "invoiceable": True, "properties": {
+                "graduated_ranges": [{"from_value": 0, "to_value": 10, "per_unit_amount": "0.5", "flat_amount": "1"},
+                                     {"from_value": 11, "to_value": None, "per_unit_amount": "0.25",
+                                      "flat_amount": "0"}]}},
+            {"billable_metric_id": "{metric}", "charge_model": "package", "properties": {
+                "amount": "5", "package_size": 100, "free_units": 10}},
+            {"billable_metric_id": "{metric}", "charge_model": "percentage", "min_amount_cents": 10, "properties": {
+                "rate": "1.5", "fixed_amount": "0.1", "free_units_per_events": 2, "free_units_per_total_aggregation":
+                "10", "per_transaction_min_amount": "0.05", "per_transaction_max_amount": "9"}},
+            {"billable_metric_id": "{metric}", "charge_model": "volume", "properties": {
+                "volume_ranges": [{"from_value": 0, "to_value": 100, "per_unit_amount": "1", "flat_amount": "0"},
+                                  {"from_value": 101, "to_value": None, "per_unit_amount": "0.5",
+                                   "flat_amount": "0"}]}}]}}),
+    ("PUT", "plans/usage", {"plan": {"name": "Usage 2", "amount_cents": 200, "trial_period": 3}}),
+    ("POST", "credit_notes", {"credit_note": {"invoice_id": "{invoice}", "reason": "other", "credit_amount_cents": 100,
+                                              "refund_amount_cents": 0, "items": [{"fee_id": "{fee}",
+                                                                                   "amount_cents": 100}]}}),
+    ("POST", "payments", {"payment": {"invoice_id": "{invoice}", "amount_cents": 100, "reference": "r"}}),
+    ("POST", "wallet_transactions", {"wallet_transaction": {"wallet_id": "{wallet}", "paid_credits": "1.5",
+                                                            "granted_credits": "2", "voided_credits": "0.5"}}),
+    ("PUT", "wallets/{wallet}", {"wallet": {"name": "w", "expiration_at": "2030-01-01T00:00:00Z",
+                                            "recurring_transaction_rules": [{"trigger": "interval",
+                                                                             "interval": "monthly",
+                                                                             "paid_credits": "1"}]}}),
+    ("POST", "events/estimate_fees", {"event": {"external_subscription_id": "sub", "code": "value",
+                                                "properties": {"value": 5}}}),
     ("POST", "add_ons", {"add_on": {"name": "A", "code": "a2", "amount_cents": 100, "amount_currency": "USD"}}),
     ("POST", "coupons", {"coupon": {"name": "C", "code": "c2", "coupon_type": "percentage", "percentage_rate": "10",
                                     "frequency": "recurring", "frequency_duration": 3, "expiration": "no_expiration"}}),
@@ -93,6 +124,12 @@ def mutations(draw: st.DrawFn) -> tuple[str, str, bytes]:
     return method, path, text.replace(msgspec.json.encode(SENTINEL).decode(), hostile).encode()
 
 
+def _named(tenant: Tenant, text: str) -> str:
+    """Fill in the ids of the tenant's objects."""
+    return (text.replace("{invoice}", tenant.invoice_id).replace("{wallet}", tenant.wallet_id)
+            .replace("{metric}", tenant.metric_id).replace("{fee}", tenant.fee_id))
+
+
 @pytest.fixture(scope="module")
 def world(shared_database_url: str) -> Iterator[tuple[Store, Tenant]]:
     store = open_store(shared_database_url, role="test", pool_size=4, read_wait_seconds=10)
@@ -101,6 +138,8 @@ def world(shared_database_url: str) -> Iterator[tuple[Store, Tenant]]:
     tenant.call("POST", "coupons", {"coupon": {"name": "C1", "code": "c1", "coupon_type": "fixed_amount",
                                                "amount_cents": 100, "amount_currency": "USD", "frequency": "once",
                                                "expiration": "no_expiration"}})
+    tenant.metric_id = tenant.call("GET", "billable_metrics/value")["billable_metric"]["lago_id"]
+    tenant.fee_id = tenant.call("GET", f"invoices/{tenant.invoice_id}")["invoice"]["fees"][0]["lago_id"]
     yield store, tenant
     store.close()
 
@@ -113,6 +152,7 @@ def test_a_hostile_value_anywhere_in_a_valid_body_breaks_nothing(world: tuple[St
     """No 5xx; a 4xx stores nothing and answers in Lago's format; every view reaches the head of the log."""
     store, tenant = world
     method, path, raw = mutation
+    path, raw = _named(tenant, path), _named(tenant, raw.decode()).encode()
     before = _heads(store)
 
     response = tenant.api.simulate_request(method, f"/api/v1/{path}", body=raw,

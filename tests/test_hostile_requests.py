@@ -30,6 +30,9 @@ def world(shared_database_url: str) -> Iterator[tuple[Store, falcon.testing.Test
 class Tenant:
     """An organization with one of everything, built through the API."""
 
+    metric_id = ""  # filled in by tests that need them
+    fee_id = ""
+
     def __init__(self, api: falcon.testing.TestClient, key: IssuedKey) -> None:
         self.api, self.key = api, key
         self.call("POST", "billable_metrics", {"billable_metric": {
