@@ -15,17 +15,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain import identity
+from domain import identity, money
 from domain.errors import NotAllowed, NotFound
-from domain.fee import Fee, round_cents
+from domain.fee import Fee
 
 ACTIVE, TERMINATED = "active", "terminated"
-_HUNDRED = Decimal(100)
 _ZERO = Decimal(0)
 
 
@@ -104,21 +103,17 @@ def discount(fees: Sequence[Fee], candidates: Sequence[Candidate], currency: str
         amount = coupon_amount(terms, base, candidate.amount_cents_remaining)
         if amount <= 0:
             continue
-        for fee in chosen:
-            share = Decimal(amount) * left[fee.id] / base
-            shares[fee.id] += share
-            left[fee.id] -= share
+        for fee_id, share in money.spread(amount, {fee.id: left[fee.id] for fee in chosen}).items():
+            shares[fee_id] += share
+            left[fee_id] -= share
         uses.append(CouponUse(candidate.id, candidate.code, candidate.name, amount))
     return tuple(uses), tuple(replace(fee, precise_coupons_amount_cents=shares[fee.id]) for fee in fees)
 
 
 def coupon_amount(terms: CouponTerms, base: Decimal, remaining: int | None = None) -> int:
     """M3: a percentage of the base, rounded half-up, or a fixed amount; never more than the base."""
-    cap = int(base.to_integral_value(rounding=ROUND_FLOOR))
-    if terms.coupon_type == "percentage":
-        return min(round_cents(base * (terms.percentage_rate or _ZERO) / _HUNDRED), cap)
     available = remaining if remaining is not None else (terms.amount_cents or 0)
-    return min(available, cap)
+    return money.coupon_cents(terms.coupon_type, base, percentage_rate=terms.percentage_rate, available_cents=available)
 
 
 class AppliedCoupon(Aggregate):

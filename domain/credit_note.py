@@ -17,9 +17,9 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain import identity
+from domain import identity, money
 from domain.errors import NotAllowed, NotFound, Problems, ValidationFailed
-from domain.fee import Fee, round_cents
+from domain.fee import Fee
 from domain.periods import Period
 from domain.subscription_fee import unused_window
 
@@ -54,7 +54,7 @@ class CreditNoteItem:
 
     @property
     def taxes_precise_amount_cents(self) -> Decimal:
-        return self.taxable_cents * self.fee.taxes_rate / 100
+        return money.taxes_precise(self.taxable_cents, (t.rate for t in self.fee.taxes))
 
 
 @dataclass(frozen=True)
@@ -83,10 +83,10 @@ def termination_item(fee: Fee, terminated_at: datetime, timezone: str, *, upgrad
                            terminated_at=terminated_at, upgraded=upgraded)
     if unused is None:
         return None
-    precise = min(fee.precise_amount_cents * unused.days / fee.days, Decimal(fee.amount_cents))
+    precise = min(money.prorated_precise(fee.precise_amount_cents, unused.days, fee.days), Decimal(fee.amount_cents))
     if fee.precise_coupons_amount_cents and fee.amount_cents:
-        precise = precise * fee.taxable_cents / fee.amount_cents  # the coupons' share is not given back (P5)
-    amount = min(round_cents(precise), fee.amount_cents)
+        precise = money.prorated_precise(precise, fee.taxable_cents, fee.amount_cents)  # coupons' share not given back (P5)
+    amount = min(money.round_half_up_cents(precise), fee.amount_cents)
     if amount <= 0:
         return None
     return CreditNoteItem(id=uuid5(fee.id, f"credit/{terminated_at.isoformat()}"), fee=fee, amount_cents=amount,
@@ -100,12 +100,12 @@ def credit_note_number(invoice_number: str, sequence: int) -> str:
 
 def taxes_cents(items: Sequence[CreditNoteItem]) -> int:
     """The items' taxes, summed unrounded and rounded once (as an invoice's)."""
-    return round_cents(sum((i.taxes_precise_amount_cents for i in items), Decimal(0)))
+    return money.invoice_taxes_cents(i.taxes_precise_amount_cents for i in items)
 
 
 def coupons_adjustment_cents(items: Sequence[CreditNoteItem]) -> int:
     """The coupons' share of the items, which the note does not give back."""
-    return round_cents(sum((i.precise_coupons_cents for i in items), Decimal(0)))
+    return money.round_half_up_cents(sum((i.precise_coupons_cents for i in items), Decimal(0)))
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,8 @@ def estimate(fees: Sequence[Fee], credited: Mapping[UUID, int], requested: Seque
         if amount <= 0 or amount > left:
             problems.add(f"items.{index}.amount_cents", "higher_than_creditable_fee_amount")
             continue
-        share = fee.precise_coupons_amount_cents * amount / fee.amount_cents if fee.amount_cents else Decimal(0)
+        share = money.prorated_precise(fee.precise_coupons_amount_cents, amount, fee.amount_cents) \
+            if fee.amount_cents else Decimal(0)
         items.append(CreditNoteItem(id=uuid5(note_id, f"item/{index}"), fee=fee, amount_cents=amount,
                                     precise_amount_cents=Decimal(amount), precise_coupons_cents=share))
     problems.raise_if_any()

@@ -2,7 +2,9 @@
 
 A fee is a value inside its invoice: created with it, replaced when a draft is refreshed,
 never edited. Its amount is rounded once, when it is priced; its taxes are computed from
-that amount with the rates chosen for it (charge → plan → customer → organization).
+that amount with the rates chosen for it (charge → plan → customer → organization). On an
+invoice, the fees' taxes are the invoice's tax apportioned over them (ADR 0029), so they add up to it.
+All arithmetic is ``domain.money``'s.
 """
 
 from __future__ import annotations
@@ -10,15 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from uuid import UUID
 
-from domain import limits
+from domain import limits, money
 from domain.errors import NotFound
 
 FEE_TYPES = ("subscription", "charge", "add_on", "commitment")
 MAX_CENTS = limits.MAX_AMOUNT_CENTS  # the most any fee may be, in minor units: what every read model and ledger column holds
-_HUNDRED = Decimal(100)
 
 
 class FeeNotFound(NotFound):
@@ -70,6 +71,7 @@ class Fee:
     event_transaction_id: str | None = None  # pay-in-advance charges: the event billed (C10)
     precise_coupons_amount_cents: Decimal = Decimal(0)  # its share of the invoice's coupons (M3)
     progressive_credit_cents: int = 0  # what early invoices (invoice_now) already billed of it (I4 step 2)
+    allocated_taxes_cents: int | None = None  # its part of its invoice's rounded tax (ADR 0029); None off an invoice
 
     @property
     def taxes_rate(self) -> Decimal:
@@ -87,12 +89,21 @@ class Fee:
 
     @property
     def taxes_precise_amount_cents(self) -> Decimal:
-        return self.taxable_cents * self.taxes_rate / _HUNDRED
+        return money.taxes_precise(self.taxable_cents, (t.rate for t in self.taxes))
 
     @property
     def taxes_amount_cents(self) -> int:
-        """The fee's tax, rounded once over all its rates (M2)."""
-        return round_cents(self.taxes_precise_amount_cents)
+        """The fee's tax: its part of the invoice's tax once on an invoice, else rounded once over its rates (M2)."""
+        if self.allocated_taxes_cents is not None:
+            return self.allocated_taxes_cents
+        return money.round_half_up_cents(self.taxes_precise_amount_cents)
+
+    def tax_amounts(self) -> tuple[tuple[AppliedTax, int], ...]:
+        """Each of its taxes in minor units, adding up to ``taxes_amount_cents`` (its ``applied_taxes``)."""
+        parts = money.apportion(self.taxes_amount_cents,
+                                {index: money.percent_of(self.taxable_cents, tax.rate)
+                                 for index, tax in enumerate(self.taxes)})
+        return tuple((tax, parts[index]) for index, tax in enumerate(self.taxes))
 
     @property
     def total_amount_cents(self) -> int:
@@ -104,8 +115,7 @@ class Fee:
         return self.units == 0 and self.amount_cents == 0 and self.events_count == 0
 
 
-def round_cents(amount: Decimal) -> int:
-    return int(amount.to_integral_value(rounding=ROUND_HALF_UP))
+round_cents = money.round_half_up_cents  # the old name, for modules outside money's scope (ADR 0029)
 
 
 def choose_taxes(*candidates: Sequence[AppliedTax]) -> tuple[AppliedTax, ...]:

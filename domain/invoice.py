@@ -4,6 +4,9 @@ An invoice is issued as a draft with its fees and the provenance of its figures:
 its usage was read at and a digest of every input, so it can be derived again from the log
 and compared. A draft may be refreshed (new fees, new provenance) until it is finalized;
 a finalized invoice changes only by voiding, payment status and metadata.
+
+Whenever its fees are set (issued, refreshed, discounted) the invoice's tax, rounded once, is
+apportioned over them and over its tax lines, so fee-level taxes add up to the invoice's (ADR 0029).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -19,10 +22,10 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain import identity
+from domain import identity, money
 from domain.applied_coupon import CouponUse
 from domain.errors import NotAllowed, NotFound, ValidationFailed
-from domain.fee import MAX_CENTS, AppliedTax, Fee, round_cents
+from domain.fee import MAX_CENTS, AppliedTax, Fee
 from domain.wallet import WalletUse
 
 DRAFT, FINALIZED, VOIDED, DELETED = "draft", "finalized", "voided", "deleted"
@@ -82,7 +85,8 @@ class AppliedCredit:
 
 @dataclass(frozen=True)
 class TaxLine:
-    """One tax over the whole invoice: the unrounded sum over its fees, rounded for display (M2)."""
+    """One tax over the whole invoice: the unrounded sum over its fees (M2), and its part of the invoice's rounded
+    tax (ADR 0029: the lines add up to the invoice's tax, where Lago rounds each on its own)."""
 
     tax_id: UUID
     code: str
@@ -91,10 +95,7 @@ class TaxLine:
     description: str | None
     fees_amount_cents: int
     precise_amount_cents: Decimal
-
-    @property
-    def amount_cents(self) -> int:
-        return round_cents(self.precise_amount_cents)
+    amount_cents: int
 
 
 @dataclass(frozen=True)
@@ -120,21 +121,34 @@ class Totals:
 
 
 def tax_lines(fees: Sequence[Fee]) -> tuple[TaxLine, ...]:
-    """Per tax, the unrounded sum over the fees bearing it (M2), in the order taxes first appear."""
+    """Per tax, the unrounded sum over the fees bearing it (M2), in the order taxes first appear, with its part of
+    the invoice's tax."""
     lines: dict[UUID, tuple[AppliedTax, Decimal, Decimal]] = {}
     for fee in fees:
         for tax in fee.taxes:
             _, base, precise = lines.get(tax.tax_id, (tax, Decimal(0), Decimal(0)))
-            lines[tax.tax_id] = (tax, base + fee.taxable_cents, precise + fee.taxable_cents * tax.rate / 100)
-    return tuple(TaxLine(t.tax_id, t.code, t.name, t.rate, t.description, round_cents(base), precise)
-                 for t, base, precise in lines.values())
+            lines[tax.tax_id] = (tax, base + fee.taxable_cents, precise + money.percent_of(fee.taxable_cents, tax.rate))
+    parts = money.apportion(taxes_cents(fees), {tax_id: precise for tax_id, (_, _, precise) in lines.items()})
+    return tuple(TaxLine(t.tax_id, t.code, t.name, t.rate, t.description, money.round_half_up_cents(base), precise,
+                         parts[t.tax_id]) for t, base, precise in lines.values())
+
+
+def taxes_cents(fees: Sequence[Fee]) -> int:
+    """The invoice's tax: its fees' unrounded taxes, summed and rounded once (M2)."""
+    return money.invoice_taxes_cents(fee.taxes_precise_amount_cents for fee in fees)
+
+
+def with_taxes_allocated(fees: Sequence[Fee]) -> tuple[Fee, ...]:
+    """The fees, each with its part of the invoice's rounded tax, apportioned by its unrounded tax (ADR 0029)."""
+    parts = money.apportion(taxes_cents(fees), {index: fee.taxes_precise_amount_cents for index, fee in enumerate(fees)})
+    return tuple(replace(fee, allocated_taxes_cents=parts[index]) for index, fee in enumerate(fees))
 
 
 def totals(fees: Sequence[Fee], credits: Sequence[AppliedCredit] = (), coupons: Sequence[CouponUse] = (),
            prepaid: Sequence[WalletUse] = ()) -> Totals:
     """I4: early invoices' credit and coupons, then taxes on what they leave, rounded once over the invoice, then
     credit notes, then wallets."""
-    taxes = round_cents(sum((line.precise_amount_cents for line in tax_lines(fees)), Decimal(0)))
+    taxes = taxes_cents(fees)
     return Totals(sum(f.amount_cents for f in fees), sum(c.amount_cents for c in coupons), taxes,
                   sum(c.amount_cents for c in credits), sum(w.amount_cents for w in prepaid),
                   sum(f.progressive_credit_cents for f in fees))
@@ -245,7 +259,7 @@ class Invoice(Aggregate):
             payment_due_date=issuing_date + timedelta(days=net_payment_term),
             net_payment_term=net_payment_term,
             billing_periods=tuple(billing_periods),
-            fees=tuple(f for f in fees if not f.is_empty),
+            fees=with_taxes_allocated([f for f in fees if not f.is_empty]),
             provenance=provenance,
             expected_finalization_date=expected_finalization_date,
         )
@@ -259,7 +273,7 @@ class Invoice(Aggregate):
         """A draft takes the fees computed again (late events, changed prices); others stay as issued."""
         if self.status != DRAFT:
             return
-        kept = tuple(f for f in fees if not f.is_empty)
+        kept = with_taxes_allocated([f for f in fees if not f.is_empty])
         if kept != self.fees or provenance.digest != self.provenance.digest:
             self._refreshed(fees=kept, provenance=provenance)
 
@@ -274,7 +288,7 @@ class Invoice(Aggregate):
         if self.status != DRAFT:
             raise InvoiceNotDraft(f"invoice {self.id} is {self.status}")
         if coupons:
-            self._discounted(coupons=tuple(coupons), fees=tuple(fees))
+            self._discounted(coupons=tuple(coupons), fees=with_taxes_allocated(fees))
 
     @event("Discounted")
     def _discounted(self, coupons: tuple[CouponUse, ...], fees: tuple[Fee, ...]) -> None:

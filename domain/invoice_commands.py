@@ -38,7 +38,8 @@ from domain.credit_note import taxes_cents as credit_taxes_cents
 from domain.currency import is_accepted_currency, minor_unit_exponent
 from domain.customer import Customer, CustomerNotFound
 from domain.errors import Problems, RuleViolated, ValidationFailed
-from domain.fee import MAX_CENTS, Fee, choose_taxes, round_cents
+from domain import money
+from domain.fee import MAX_CENTS, Fee, choose_taxes
 from domain.invoice import (
     DRAFT,
     FINALIZED,
@@ -71,12 +72,12 @@ from domain.period_close import (
     start_due_at,
 )
 from domain.plan import Plan, PlanNotFound
-from domain.pricing import fee_cents, precise_cents
 from domain.sequence import Sequence as NumberSequence
 from domain.sequence import SequenceNotFound
 from domain.subscription import Subscription, SubscriptionNotFound, billing_period
 from domain.usage import NO_FILTER, bucket_properties, group_values
-from domain.wallet import Wallet, WalletNotFound, cents_to_credits, credits_to_cents
+from domain.money import cents_to_credits, credits_to_cents
+from domain.wallet import Wallet, WalletNotFound
 from domain.wallet_commands import SPENDING_INVOICE_TYPES, WalletCommands, credits_value
 
 _INSTANT = timedelta(microseconds=1)
@@ -276,7 +277,7 @@ class InvoiceCommands(WalletCommands):
         currency = facts.plan.amount_currency
         exponent = minor_unit_exponent(currency)
         amount = rise_amount(charge, usage, rise, exponent)
-        cents = fee_cents(amount, exponent)
+        cents = money.to_cents(amount, exponent)
         if cents <= 0:
             self._save(meter)  # the level moved, but nothing is owed: no invoice of zero
             return None
@@ -284,13 +285,13 @@ class InvoiceCommands(WalletCommands):
         invoice_id = Invoice.create_id(subscription.organization_id, key)
         taxes = self._with_customer(taxes, customer)
         units = rise.value if charge.charge_model == "percentage" else rise.units
-        precise = precise_cents(amount, exponent)
+        precise = money.to_precise_cents(amount, exponent)
         fee = Fee(
             id=uuid5(invoice_id, "charge"), fee_type="charge", item_id=usage.metric_id, item_code=usage.metric_code,
             item_name=usage.metric_name, invoice_display_name=charge.invoice_display_name, amount_cents=cents,
             precise_amount_cents=precise, units=units, events_count=1,
-            unit_amount_cents=round_cents(precise / units) if units else 0,
-            precise_unit_amount=(precise / units).quantize(Decimal("1E-10")) if units else Decimal(0),
+            unit_amount_cents=money.unit_cents(precise, units),
+            precise_unit_amount=money.unit_price(precise, units),
             currency=currency, from_at=usage.period_starts_at, to_at=usage.period_ends_at, subscription_id=subscription.id,
             charge_id=charge.id, charge_filter_id=None if usage.filter_id == NO_FILTER else usage.filter_id,
             grouped_by=tuple((k, "" if v is None else str(v)) for k, v in group_values(
@@ -445,7 +446,7 @@ class InvoiceCommands(WalletCommands):
                 id=uuid5(invoice_id, f"add_on/{index}"), fee_type="add_on", item_id=add_on.id,
                 item_code=definition.code, item_name=definition.name,
                 invoice_display_name=line.get("invoice_display_name") or definition.invoice_display_name,
-                description=line.get("description") or definition.description, amount_cents=round_cents(precise),
+                description=line.get("description") or definition.description, amount_cents=money.round_half_up_cents(precise),
                 precise_amount_cents=precise, units=units, unit_amount_cents=unit_cents,
                 precise_unit_amount=Decimal(unit_cents), currency=chosen_currency or "USD",
                 from_at=line.get("from_datetime"), to_at=line.get("to_datetime"),
@@ -689,8 +690,8 @@ class InvoiceCommands(WalletCommands):
         fee = Fee(id=uuid5(invoice_id, "credit"), fee_type="credit", item_id=wallet.id,
                   item_code=wallet.terms.code or "credits", item_name=wallet.terms.name or "Prepaid credits",
                   amount_cents=cents, precise_amount_cents=Decimal(cents), units=credits,
-                  unit_amount_cents=round_cents(Decimal(cents) / credits) if credits else 0,
-                  precise_unit_amount=wallet.rate_amount * (Decimal(10) ** minor_unit_exponent(wallet.currency)),
+                  unit_amount_cents=money.unit_cents(Decimal(cents), credits),
+                  precise_unit_amount=money.to_precise_cents(wallet.rate_amount, minor_unit_exponent(wallet.currency)),
                   currency=wallet.currency)
         return Invoice.issue(
             organization_id=wallet.organization_id, key=key, customer_id=customer.id, invoice_type="credit",

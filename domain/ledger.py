@@ -32,7 +32,7 @@ from uuid import UUID
 
 from domain.applied_coupon import CouponUse
 from domain.credit_note import CreditNote, coupons_adjustment_cents
-from domain.fee import Fee, round_cents
+from domain.fee import Fee
 from domain.invoice import AppliedCredit, Invoice, tax_lines, total_due, totals
 from domain.wallet import GIVEN_BACK, Wallet, WalletUse
 
@@ -148,8 +148,9 @@ def _finalized(book: Book) -> list[Posting]:
 
 
 def _taxes(lines: Sequence[Any], total_cents: int, currency: str, *, credit: bool) -> list[Posting]:
-    """One posting per tax code; the rounding of the total (M2) goes to the largest."""
-    amounts = {line.code: round_cents(line.precise_amount_cents) for line in lines}
+    """One posting per tax code, each its line's part of the total (ADR 0029); any cent a caller's total differs by
+    goes to the largest."""
+    amounts = {line.code: line.amount_cents for line in lines}
     if amounts:
         largest = max(amounts, key=lambda code: amounts[code])
         amounts[largest] += total_cents - sum(amounts.values())

@@ -15,16 +15,17 @@ from decimal import Decimal
 from uuid import UUID, uuid5
 
 from domain.charge import Charge
-from domain.fee import AppliedTax, Fee, choose_taxes, round_cents
+from domain import money
+from domain.fee import AppliedTax, Fee, choose_taxes
 from domain.invoice import BillingPeriod
 from domain.periods import Period, full_period_days, local_day_start
 from domain.plan import PlanDefinition
 from domain.subscription import BilledUsage, EarlyBill, billing_period
-from domain.subscription_fee import FeeWindow, billed_window, prorated_cents
+from domain.money import prorated_cents
+from domain.subscription_fee import FeeWindow, billed_window
 from domain.usage import NO_FILTER
 
 _DAY_SECONDS = Decimal(86_400)
-_UNIT = Decimal("1E-10")  # a unit price in minor units, to ten decimals
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ def _subscription_fee(facts: SubscriptionFacts, invoice_id: UUID, window: FeeWin
         id=uuid5(invoice_id, f"subscription/{facts.id}/{window.starts_at.isoformat()}"),
         fee_type="subscription", item_id=facts.plan_id, item_code=plan.code, item_name=plan.name,
         invoice_display_name=plan.invoice_display_name, amount_cents=amount,
-        precise_amount_cents=Decimal(plan.amount_cents or 0) * window.days / window.period_days,
+        precise_amount_cents=money.prorated_precise(plan.amount_cents or 0, window.days, window.period_days),
         units=Decimal(1), unit_amount_cents=amount, precise_unit_amount=Decimal(amount),
         currency=plan.amount_currency, from_at=window.starts_at, to_at=window.ends_at, subscription_id=facts.id,
         pay_in_advance=bool(plan.pay_in_advance), taxes=taxes.choose((), plan.tax_codes),
@@ -186,7 +187,7 @@ def charge_fees(facts: SubscriptionFacts, invoice_id: UUID, period: Period, buck
         charged = by_charge.get(charge.id, [])
         for bucket in charged:
             group = "&".join(f"{k}={v}" for k, v in bucket.group)
-            unit = (bucket.precise_amount_cents / bucket.units).quantize(_UNIT) if bucket.units else Decimal(0)
+            unit = money.unit_price(bucket.precise_amount_cents, bucket.units)
             billed = early.get((charge.id, bucket.filter_id, bucket.group))
             credit = 0
             if billed is not None and net:
@@ -198,7 +199,8 @@ def charge_fees(facts: SubscriptionFacts, invoice_id: UUID, period: Period, buck
                 fee_type="charge", item_id=bucket.metric_id, item_code=bucket.metric_code, item_name=bucket.metric_name,
                 invoice_display_name=charge.invoice_display_name, filter_display_name=bucket.filter_display_name,
                 amount_cents=bucket.amount_cents, precise_amount_cents=bucket.precise_amount_cents, units=bucket.units,
-                events_count=bucket.events_count, unit_amount_cents=round_cents(unit), precise_unit_amount=unit,
+                events_count=bucket.events_count, precise_unit_amount=unit,
+                unit_amount_cents=money.unit_cents(bucket.precise_amount_cents, bucket.units),
                 currency=plan.amount_currency, from_at=period.starts_at, to_at=upto, subscription_id=facts.id,
                 charge_id=charge.id, charge_filter_id=None if bucket.filter_id == NO_FILTER else bucket.filter_id,
                 grouped_by=bucket.group, taxes=taxes.choose(charge.tax_codes, plan.tax_codes),

@@ -1,8 +1,9 @@
 """Charge models: the exact amount a charge bills for one period's usage (Lago semantics C1–C8, M1).
 
 Amounts are Decimals in currency major units, computed under a local 38-digit context and never rounded here;
-a fee is rounded once, half-up, to the currency's minor unit by ``fee_cents``. A negative period total bills
-nothing with 0 units, whatever the model (A2). Pricing group keys play no part: the caller prices each group.
+a fee is rounded once, half-up, to the currency's minor unit by ``domain.money.to_cents`` (ADR 0029).
+A negative period total bills nothing with 0 units, whatever the model (A2). Pricing group keys play no part:
+the caller prices each group.
 
 Where the reference is silent we decided:
 * Tier ranges cover ``(previous to_value, to_value]`` (the first from 0), which gives both bound conventions'
@@ -22,7 +23,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import (
     ROUND_CEILING,
-    ROUND_HALF_UP,
     Context,
     Decimal,
     DivisionByZero,
@@ -112,18 +112,6 @@ def price(model: str, properties: ChargeProperties, usage: Usage, *, exponent: i
         if model == "percentage":
             return _percentage(properties, usage)
         return _dynamic(usage, exponent)
-
-
-def fee_cents(amount: Decimal, exponent: int) -> int:
-    """The fee in integer minor units: ``amount`` rounded once, half-up, to the currency's decimals (M1)."""
-    with localcontext(_CONTEXT):
-        return int(precise_cents(amount, exponent).to_integral_value(rounding=ROUND_HALF_UP))
-
-
-def precise_cents(amount: Decimal, exponent: int) -> Decimal:
-    """``amount`` in minor units, unrounded, as stored beside the fee for later exact sums."""
-    with localcontext(_CONTEXT):
-        return amount.scaleb(exponent)
 
 
 def minimum_true_up(fees_amount: Decimal, min_amount: Decimal, ratio: Decimal = Decimal(1)) -> Decimal:

@@ -9,13 +9,13 @@ Where a window starts and ends follows from the subscription's life:
   (the new plan bills that day, so no day is billed twice and none is skipped).
 
 Termination credits for plans paid in advance are the same computation over the unused days.
+The price (``money.prorated_cents``) is computed by the caller (ADR 0029).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 from domain.periods import Period, local_day_start
@@ -35,16 +35,6 @@ class FeeWindow:
     @property
     def is_full(self) -> bool:
         return self.days == self.period_days
-
-
-def prorated_cents(amount_cents: int, days: int, period_days: int) -> int:
-    """``amount_cents × days / period_days``, rounded half-up once (P4's daily price times the days billed)."""
-    if period_days <= 0:
-        raise ValueError("a period has at least one day")
-    if days >= period_days:
-        return amount_cents
-    share = Decimal(amount_cents) * days / period_days
-    return int(share.to_integral_value(rounding=ROUND_HALF_UP))
 
 
 def local_days_between(starts_at: datetime, ends_at: datetime, timezone: str) -> int:

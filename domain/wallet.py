@@ -9,7 +9,8 @@ movement is a wallet transaction, recorded on the wallet (its id derives from th
 its place there).
 
 Balances are kept in minor units; credits are shown as balance ÷ (rate × 10^decimals), floored
-to 5 decimals as Lago does.
+to 5 decimals as Lago does. The arithmetic (conversions, what a wallet may take of each fee) is
+``domain.money``'s (ADR 0029).
 """
 
 from __future__ import annotations
@@ -17,18 +18,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain import identity
+from domain import identity, money
 from domain.errors import NotAllowed, NotFound
 from domain.fee import Fee
 
 ACTIVE, TERMINATED = "active", "terminated"
 GIVEN_BACK = "invoice_voided"  # the source of credits a voided invoice returns
-_CREDIT_PLACES = Decimal("0.00001")
 
 
 class WalletNotFound(NotFound):
@@ -87,16 +87,7 @@ class WalletTransaction:
     name: str | None = None
 
 
-def credits_to_cents(credits: Decimal, rate_amount: Decimal, exponent: int) -> int:
-    """Credits in minor units of the wallet's currency, rounded half-up once."""
-    return int((credits * rate_amount * (Decimal(10) ** exponent)).to_integral_value())
-
-
-def cents_to_credits(cents: int, rate_amount: Decimal, exponent: int) -> Decimal:
-    """Minor units as credits, floored to 5 decimals (Lago)."""
-    if rate_amount <= 0:
-        return Decimal(0)
-    return (Decimal(cents) / (rate_amount * (Decimal(10) ** exponent))).quantize(_CREDIT_PLACES, rounding=ROUND_FLOOR)
+cents_to_credits = money.cents_to_credits  # where interfaces/http/wallets.py finds it (ADR 0029)
 
 
 @dataclass(frozen=True)
@@ -117,25 +108,26 @@ class WalletUse:
 
 def spend(fees: Sequence[Fee], credit_notes_cents: int, total_cents: int,
           wallets: Sequence[WalletCandidate]) -> tuple[WalletUse, ...]:
-    """I4 step 6: wallets by priority then age, each on the fees it applies to. A fee can take at most what it
-    still owes after coupons, with its taxes, less its share of the credit notes; the whole at most the total."""
-    gross = {fee.id: fee.taxable_cents + fee.taxes_precise_amount_cents for fee in fees}
-    all_gross = sum(gross.values(), Decimal(0))
-    left = {fee_id: value - (Decimal(credit_notes_cents) * value / all_gross if all_gross else Decimal(0))
-            for fee_id, value in gross.items()}
+    """I4 step 6: wallets by priority then age, each on the fees it applies to. ``total_cents`` is what the invoice
+    still owes after its credit notes. What it owed before them is apportioned over the fees (each by its amount
+    after coupons, with its part of the invoice's tax), then the credit notes over those parts: a fee can take at
+    most its part less its credit-note share, the whole at most the total. The parts are whole minor units adding
+    up to the total, so a wallet applying to every fee with balance enough pays it all (ADR 0029)."""
+    gross = {fee.id: fee.taxable_cents + fee.taxes_amount_cents for fee in fees}
+    owed = money.apportion(total_cents + credit_notes_cents, gross)
+    credited = money.apportion(min(credit_notes_cents, sum(owed.values())), {k: Decimal(v) for k, v in owed.items()})
+    left = {fee_id: owed[fee_id] - credited[fee_id] for fee_id in owed}
     remaining = total_cents
     uses: list[WalletUse] = []
     for wallet in sorted(wallets, key=lambda w: (w.priority, w.created_at)):
         if remaining <= 0:
             break
-        chosen = [fee for fee in fees if _applies(wallet, fee) and left[fee.id] > 0]
-        cap = int(sum((left[fee.id] for fee in chosen), Decimal(0)).to_integral_value(rounding=ROUND_FLOOR))
-        amount = min(wallet.balance_cents, cap, remaining)
+        caps = {fee.id: left[fee.id] for fee in fees if _applies(wallet, fee) and left[fee.id] > 0}
+        amount, taken = money.consume(wallet.balance_cents, caps, remaining)
         if amount <= 0:
             continue
-        base = sum((left[fee.id] for fee in chosen), Decimal(0))
-        for fee in chosen:
-            left[fee.id] -= Decimal(amount) * left[fee.id] / base
+        for fee_id, cents in taken.items():
+            left[fee_id] -= cents
         remaining -= amount
         uses.append(WalletUse(wallet.id, amount))
     return tuple(uses)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from psycopg_pool import ConnectionPool
 
+from domain import money
 from domain.address import Address
 from domain.currency import minor_unit_exponent
 from domain.customer import CustomerProfile
@@ -72,7 +73,7 @@ class InvoiceFiles:
         return self.get(organization_id, invoice_id) or content
 
 
-_UNIT_PRECISION = Decimal("0.0001")  # of a minor unit: enough to show sub-cent prices, no repeating digits
+_UNIT_PLACES = 4  # of a minor unit: enough to show sub-cent prices, no repeating digits
 
 
 def _tiers(details: tuple[tuple[str, str], ...], currency: str) -> tuple[tuple[str, Decimal, int], ...]:
@@ -84,7 +85,7 @@ def _tiers(details: tuple[tuple[str, str], ...], currency: str) -> tuple[tuple[s
             continue
         low, _, high = label[len("tier "):].partition("-")
         figures = json.loads(raw)
-        amount = int(Decimal(figures["amount"]).scaleb(exponent).to_integral_value(rounding=ROUND_HALF_UP))
+        amount = money.to_cents(Decimal(figures["amount"]), exponent)
         tiers.append((f"{low} – {high}" if high else f"{low} and above", Decimal(figures["units"]), amount))
     return tuple(tiers)
 
@@ -129,7 +130,7 @@ def invoice_document(invoice: Document[InvoiceRecord], organization: Organizatio
         if fee.trial:
             description += " (after trial)"
         lines.append(PdfLine(description=description, units=fee.units,
-                             unit_amount_cents=fee.precise_unit_amount.quantize(_UNIT_PRECISION).normalize(),
+                             unit_amount_cents=money.unit_price(fee.precise_unit_amount, Decimal(1), _UNIT_PLACES).normalize(),
                              amount_cents=fee.amount_cents, period=_period(fee.from_at, fee.to_at, timezone),
                              tiers=_tiers(fee.amount_details, record.currency)))
     period = record.billing_periods[0] if record.billing_periods else None

@@ -22,7 +22,8 @@ from domain.billable_metric import MetricDefinition
 from domain.charge import Charge
 from domain.currency import minor_unit_exponent
 from domain.periods import Period, local_days
-from domain.pricing import PercentageUsage, Price, Usage, fee_cents, price
+from domain.money import to_cents
+from domain.pricing import PercentageUsage, Price, Usage, price
 from domain.subscription import billing_period
 from domain.usage import NO_FILTER, Stats, bucket_properties, merge, units
 from projections.freshness import Freshness
@@ -332,7 +333,7 @@ def _priced(context: SubscriptionContext, period: Period, rows: Sequence[Any], u
                           precise_total_amount_cents=stats.amount_sum, percentage=percentage)
             priced = price(charge.charge_model, bucket_properties(charge, key[1]), usage, exponent=exponent)
             buckets.append(BucketUsage(key[1], key[2], bucket_units, stats.events_count, priced,
-                                       fee_cents(priced.amount, exponent)))
+                                       to_cents(priced.amount, exponent)))
         charges.append(ChargeUsage(charge, charge.billable_metric_id, metric, tuple(buckets)))
     return PeriodUsage(context, period, currency, tuple(charges))
 

@@ -21,7 +21,7 @@ from domain.credit_note import (
     termination_item,
 )
 from domain.fee import Fee
-from domain.subscription_fee import prorated_cents
+from domain.money import prorated_cents
 
 APRIL = (datetime(2026, 4, 1, tzinfo=UTC), datetime(2026, 5, 1, tzinfo=UTC))
 

@@ -11,15 +11,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.charge import CHARGE_MODELS, ChargeProperties, Tier
+from domain.money import to_cents as fee_cents
+from domain.money import to_precise_cents as precise_cents
 from domain.pricing import (
     PercentageUsage,
     Price,
     Usage,
     allowance_head_length,
-    fee_cents,
     minimum_true_up,
     percentage_usage,
-    precise_cents,
     price,
 )
 

@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 
 from domain.periods import INTERVALS, full_period_days, local_days, period_containing
 from domain.subscription import billing_period
+from domain.money import prorated_cents
 from domain.subscription_fee import (
     FeeWindow,
     billed_window,
-    prorated_cents,
     unused_window,
 )
 

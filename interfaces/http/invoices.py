@@ -13,11 +13,12 @@ import msgspec
 from psycopg import sql
 
 from application.invoicing import Invoicing
+from domain import money
 from domain.application import Billing
 from domain.currency import minor_unit_exponent
 from domain.customer import CustomerNotFound
 from domain.errors import NotFound, ValidationFailed
-from domain.fee import FEE_TYPES, Fee, FeeNotFound, round_cents
+from domain.fee import FEE_TYPES, Fee, FeeNotFound
 from domain.invoice import INVOICE_TYPES, PAYMENT_STATUSES, InvoiceNotFound
 from interfaces.http.customers import CustomerObject, CustomerPresenter, list_param
 from interfaces.http.openapi import PAGINATION, Operation, Param
@@ -340,14 +341,14 @@ def present_fee(fee: Fee, invoice: Document[InvoiceRecord], customer: CustomerOb
               "filters": None, "filter_invoice_display_name": fee.filter_display_name,
               "lago_item_id": str(fee.item_id), "item_type": item_type, "grouped_by": grouped},
         pay_in_advance=fee.pay_in_advance, invoiceable=fee.invoiceable, amount_cents=fee.amount_cents,
-        amount_currency=fee.currency, precise_amount=_decimal(fee.precise_amount_cents.scaleb(-exponent)),
-        precise_total_amount=_decimal((fee.precise_amount_cents + fee.taxes_precise_amount_cents).scaleb(-exponent)),
+        amount_currency=fee.currency, precise_amount=_decimal(money.from_cents(fee.precise_amount_cents, exponent)),
+        precise_total_amount=_decimal(money.from_cents(fee.precise_amount_cents + fee.taxes_precise_amount_cents, exponent)),
         taxes_amount_cents=taxes, taxes_precise_amount=_decimal(fee.taxes_precise_amount_cents),
         taxes_rate=float(fee.taxes_rate), total_aggregated_units=_units(fee.units),
         total_amount_cents=fee.amount_cents + taxes, total_amount_currency=fee.currency, units=_units(fee.units),
-        description=fee.description, precise_unit_amount=_decimal(fee.precise_unit_amount.scaleb(-exponent)),
+        description=fee.description, precise_unit_amount=_decimal(money.from_cents(fee.precise_unit_amount, exponent)),
         precise_coupons_amount_cents=_decimal(fee.precise_coupons_amount_cents),
-        sub_total_excluding_taxes_amount_cents=round_cents(fee.taxable_cents),
+        sub_total_excluding_taxes_amount_cents=money.round_half_up_cents(fee.taxable_cents),
         sub_total_excluding_taxes_precise_amount_cents=_decimal(fee.precise_amount_cents - fee.precise_coupons_amount_cents),
         events_count=fee.events_count, payment_status=record.payment_status,
         created_at=timestamp(invoice.created_at), succeeded_at=None, failed_at=None, refunded_at=None,
@@ -356,8 +357,8 @@ def present_fee(fee: Fee, invoice: Document[InvoiceRecord], customer: CustomerOb
         applied_taxes=[AppliedTaxObject(
             lago_id=None, lago_invoice_id=str(invoice.id), lago_tax_id=str(t.tax_id), tax_name=t.name, tax_code=t.code,
             tax_rate=float(t.rate), tax_description=t.description,
-            amount_cents=round_cents(Decimal(fee.amount_cents) * t.rate / 100), amount_currency=fee.currency,
-        ) for t in fee.taxes],
+            amount_cents=cents, amount_currency=fee.currency,
+        ) for t, cents in fee.tax_amounts()],
         usage=dict(fee.usage),
         event_transaction_id=fee.event_transaction_id if fee.event_transaction_id is not None else UNSET,
     )

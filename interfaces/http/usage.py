@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import falcon
 import msgspec
 
+from domain import money
 from domain.billable_metric import BillableMetricNotFound, MetricDefinition
 from domain.charge import Charge
 from domain.currency import minor_unit_exponent
 from domain.customer import CustomerNotFound
 from domain.errors import NotAllowed, ValidationFailed
 from domain.plan import PlanDefinition
-from domain.pricing import PercentageUsage, Usage, fee_cents, price
+from domain.pricing import PercentageUsage, Usage, price
 from domain.subscription import SubscriptionNotFound
 from domain.usage import bucket_properties, contribution, group_values
 from domain.usage_event import numeric
@@ -159,12 +160,12 @@ class CurrentUsage:
 
     def _present(self, usage: PeriodUsage, rates: Callable[[Charge], Decimal] | None) -> CustomerUsageObject:
         charges = []
-        taxes = 0
+        fee_taxes: list[Decimal] = []  # rounded once over the period, as an invoice's (M2)
         for charge_usage in usage.charges:
             charge = charge_usage.charge
             metric = charge_usage.metric
             if rates is not None:
-                taxes += int((Decimal(charge_usage.amount_cents) * rates(charge) / 100).quantize(Decimal(1), ROUND_HALF_UP))
+                fee_taxes.append(money.taxes_precise(Decimal(charge_usage.amount_cents), (rates(charge),)))
             charges.append(ChargeUsageObject(
                 units=_units(charge_usage.units),
                 total_aggregated_units=_units(charge_usage.units),
@@ -179,6 +180,7 @@ class CurrentUsage:
                 grouped_usage=_groups(charge_usage),
             ))
         amount = usage.amount_cents
+        taxes = money.invoice_taxes_cents(fee_taxes)
         period = usage.period
         local_end = period.ends_at.astimezone(ZoneInfo(usage.context.timezone))
         return CustomerUsageObject(
@@ -277,7 +279,7 @@ class EstimateFees:
             if estimate is None:
                 continue
             amount, added = estimate
-            cents = fee_cents(amount, minor_unit_exponent(usage.currency))
+            cents = money.to_cents(amount, minor_unit_exponent(usage.currency))
             fees.append(FeeEstimateObject(
                 lago_id=None, lago_invoice_id=None, lago_subscription_id=str(subscription.id),
                 external_subscription_id=subscription.data.external_id, lago_customer_id=str(customer.id),
