@@ -7,25 +7,30 @@ unique counts, and the short head of events a percentage charge's free allowance
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import msgspec
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
+from domain.advance_charge import AdvanceUsage, QueuedCharge
 from domain.billable_metric import MetricDefinition
 from domain.charge import Charge
 from domain.currency import minor_unit_exponent
+from domain.period_close import PricedBucket
 from domain.periods import Period, local_days
-from domain.money import to_cents
+from domain.money import to_cents, to_precise_cents
 from domain.pricing import PercentageUsage, Price, Usage, price
 from domain.subscription import billing_period
-from domain.usage import NO_FILTER, Stats, bucket_properties, merge, units
+from domain.usage import NO_FILTER, Stats, bucket_properties, group_values, merge, units
 from projections.freshness import Freshness
 from projections.usage import (
     CARRY_IN,
@@ -173,6 +178,26 @@ class UsageReader:
             finally:
                 conn.execute("COMMIT")
         return usage, positions
+
+    def priced_for_billing(self, subscription_id: UUID, at: datetime) -> tuple[list[PricedBucket], tuple[int, int]]:
+        """``for_billing`` as Billing takes it: priced buckets and the (Billing, Metering) positions."""
+        usage, positions = self.for_billing(subscription_id, at)
+        return priced_buckets(usage), _positions(positions)
+
+    def priced_for_billing_many(
+        self, wanted: Sequence[tuple[UUID, datetime]]
+    ) -> tuple[list[list[PricedBucket]], tuple[int, int]]:
+        usages, positions = self.for_billing_many(wanted)
+        return [priced_buckets(usage) for usage in usages], _positions(positions)
+
+    @contextmanager
+    def advance_queue(self) -> Iterator[AdvanceQueue | None]:
+        """The pay-in-advance queue for one drain, in one transaction; None while another drainer holds it."""
+        with self._pool.connection() as conn, conn.transaction():
+            if not conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (_ADVANCE_LOCK,)).fetchone()[0]:
+                yield None
+                return
+            yield AdvanceQueue(conn)
 
     def current(self, subscription_id: UUID, at: datetime) -> PeriodUsage | None:
         """Usage of the charge period containing ``at``, including every event acknowledged so far."""
@@ -339,3 +364,57 @@ def _priced(context: SubscriptionContext, period: Period, rows: Sequence[Any], u
 
 
 __all__: Sequence[str] = ("BucketUsage", "ChargeUsage", "CustomerUsageRead", "PeriodUsage", "UsageReader")
+
+
+_ADVANCE_LOCK = 7_411_002  # pg advisory lock: one drainer of the pay-in-advance queue at a time
+
+
+class AdvanceQueue:
+    """The queue the usage projection fills with events of pay-in-advance charges (ADR 0022)."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def after(self, cursor: tuple[int, UUID, UUID], limit: int) -> list[QueuedCharge]:
+        rows = self._conn.execute(
+            "SELECT event_id, charge_id, subscription_id, usage, position FROM advance_charge_queue "
+            "WHERE (position, charge_id, subscription_id) > (%s, %s, %s) "
+            "ORDER BY position, charge_id, subscription_id LIMIT %s", (*cursor, limit)).fetchall()
+        return [QueuedCharge(event_id, charge_id, subscription_id, msgspec.convert(usage, AdvanceUsage), position)
+                for event_id, charge_id, subscription_id, usage, position in rows]
+
+    def remove(self, charge: QueuedCharge) -> None:
+        self._conn.execute("DELETE FROM advance_charge_queue WHERE event_id = %s AND charge_id = %s "
+                           "AND subscription_id = %s", (charge.event_id, charge.charge_id, charge.subscription_id))
+
+
+def _positions(positions: dict[str, int]) -> tuple[int, int]:
+    return positions.get("Billing", 0), positions.get("Metering", 0)
+
+
+def priced_buckets(usage: PeriodUsage | None) -> list[PricedBucket]:
+    """The usage read model's priced buckets, as Billing takes them."""
+    if usage is None:
+        return []
+    exponent = minor_unit_exponent(usage.currency)
+    found = []
+    for charge_usage in usage.charges:
+        charge = charge_usage.charge
+        filters = {f.id: f for f in charge.filters}
+        keys = charge.properties.pricing_group_keys
+        for bucket in charge_usage.buckets:
+            grouped = group_values(keys, bucket.group) if bucket.group else {}
+            details = tuple((f"tier {t.from_value}-{t.to_value if t.to_value is not None else ''}",
+                             json.dumps({"units": str(t.units), "per_unit_amount": str(t.per_unit_amount),
+                                         "flat_amount": str(t.flat_amount), "amount": str(t.amount)}))
+                            for t in bucket.price.tiers)
+            charge_filter = filters.get(bucket.filter_id)
+            found.append(PricedBucket(
+                charge=charge, metric_id=charge_usage.metric_id, metric_code=charge_usage.metric.code,
+                metric_name=charge_usage.metric.name, filter_id=bucket.filter_id,
+                filter_display_name=charge_filter.invoice_display_name if charge_filter else None,
+                group=tuple((k, "" if v is None else str(v)) for k, v in grouped.items()), units=bucket.units,
+                events_count=bucket.events_count, amount_cents=bucket.amount_cents,
+                precise_amount_cents=to_precise_cents(bucket.price.amount, exponent), details=details,
+            ))
+    return found
