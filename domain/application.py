@@ -43,8 +43,11 @@ class Billing(BatchedInvoicing, Application[UUID]):
     name = "Billing"
     snapshotting_intervals = {Sequence: 50}  # numbers are taken often; a snapshot keeps each load short
 
-    def __init__(self, env: Any = None) -> None:
+    def __init__(self, env: Any = None, *, new_id: Callable[[], UUID]) -> None:
+        """``new_id`` makes the ids nothing else determines (a one-off invoice, a charge): the domain reads
+        no clock and draws no random number itself; its callers pass both in."""
         super().__init__(env)
+        self.new_id = new_id
         self.observers: list[Callable[[], None]] = []  # told after every save, e.g. to drop caches
 
     def construct_repository(self) -> Repository[UUID]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from domain.customer import Customer, CustomerNotFound, CustomerProfile
 from domain.errors import ValidationFailed
@@ -23,14 +23,14 @@ class CustomerCommands(PlanCommands):
         handle = self._handle(organization_id, Customer.kind, external_id)
         if handle is not None and handle.target_id is not None:
             return self.update_customer(organization_id, external_id, changes, now)
-        profile = CustomerProfile().amended(changes, new_id=uuid4, now=now)
+        profile = CustomerProfile().amended(changes, new_id=self.new_id, now=now)
         return self._define(Customer, organization_id, profile, lambda p: self._require_taxes(organization_id, p.tax_codes))
 
     def update_customer(self, organization_id: UUID, external_id: str, changes: Mapping[str, Any], now: datetime) -> UUID:
         """Change a customer; a new ``external_id`` renames it and the old one stays an alias."""
         return self._redefine(
             Customer, organization_id, external_id,
-            lambda p: p.amended(changes, new_id=uuid4, now=now),
+            lambda p: p.amended(changes, new_id=self.new_id, now=now),
             lambda p: self._require_taxes(organization_id, p.tax_codes),
         )
 

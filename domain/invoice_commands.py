@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from uuid import UUID, uuid4, uuid5
+from uuid import UUID, uuid5
 from zoneinfo import ZoneInfo
 
 from eventsourcing.application import AggregateNotFoundError
@@ -411,7 +411,7 @@ class InvoiceCommands(WalletCommands):
     def issue_one_off(self, organization_id: UUID, external_customer_id: str, currency: str | None,
                       lines: Sequence[Mapping[str, Any]], taxes: TaxTable, now: datetime) -> UUID:
         """``POST /invoices``: an invoice of add-ons, finalized at once (no grace period, as Lago)."""
-        key = f"one_off/{uuid4()}"
+        key = f"one_off/{self.new_id()}"
         issued = _retrying(lambda: self._issue_one_off(key, organization_id, external_customer_id, currency, lines,
                                                        taxes, now))
         assert issued is not None
@@ -535,10 +535,10 @@ class InvoiceCommands(WalletCommands):
         self._save(invoice)
 
     def update_invoice(self, organization_id: UUID, invoice_id: UUID, *, payment_status: str | None,
-                       metadata: Mapping[str, str | None] | None) -> None:
+                       metadata: Mapping[str, str | None] | None, now: datetime) -> None:
         invoice = self.invoice(organization_id, invoice_id)
         invoice.update(payment_status=payment_status, metadata=metadata)
-        settled = self._settle_purchase(invoice, datetime.now(UTC))
+        settled = self._settle_purchase(invoice, now)
         self._save(invoice, *([settled] if settled else []))
 
     def record_payment(self, organization_id: UUID, changes: Mapping[str, Any], now: datetime) -> UUID:
@@ -734,7 +734,7 @@ class InvoiceCommands(WalletCommands):
             problems.add("lago_invoice_ids", "invoices_have_different_currencies")
         problems.raise_if_any()
         request = PaymentRequest(
-            organization_id=organization_id, key=str(uuid4()), customer_id=customer.id, email=str(email),
+            organization_id=organization_id, key=str(self.new_id()), customer_id=customer.id, email=str(email),
             invoice_ids=tuple(i.id for i in invoices), amount_cents=sum(i.total_due_amount_cents for i in invoices),
             currency=invoices[0].currency, requested_at=now)
         self._save(request)

@@ -33,10 +33,11 @@ class ConcurrentWrite(Conflict):
 
 
 class KeyedStore:
-    """Mixed into the Billing application, which provides ``repository`` and ``save``."""
+    """Mixed into the Billing application, which provides ``repository``, ``save`` and ``new_id``."""
 
     if TYPE_CHECKING:
         repository: Repository[UUID]
+        new_id: Callable[[], UUID]
 
         def save(self, *objs: Any, **kwargs: Any) -> list[Any]: ...
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from domain.billable_metric import (
     BillableMetric,
@@ -32,14 +32,14 @@ from domain.plan import (
 class PlanCommands(CatalogCommands):
     def create_plan(self, organization_id: UUID, changes: Mapping[str, Any], now: datetime) -> UUID:
         metrics = self._charge_metrics(organization_id, changes.get("charges") or ())
-        definition = amend_plan(PlanDefinition(), changes, metrics=metrics, stamp=Stamp(uuid4, now))
+        definition = amend_plan(PlanDefinition(), changes, metrics=metrics, stamp=Stamp(self.new_id, now))
         return self._define(Plan, organization_id, definition, lambda d: self._check_plan(organization_id, d))
 
     def update_plan(self, organization_id: UUID, code: str, changes: Mapping[str, Any], now: datetime) -> UUID:
         metrics = self._charge_metrics(organization_id, changes.get("charges") or ())
         return self._redefine(
             Plan, organization_id, code,
-            lambda d: amend_plan(d, changes, metrics=metrics, stamp=Stamp(uuid4, now)),
+            lambda d: amend_plan(d, changes, metrics=metrics, stamp=Stamp(self.new_id, now)),
             lambda d: self._check_plan(organization_id, d),
         )
 
@@ -55,7 +55,7 @@ class PlanCommands(CatalogCommands):
         before = {c.id for c in self.plan(organization_id, plan_code).definition.charges}
         plan_id = self._redefine(
             Plan, organization_id, plan_code,
-            lambda d: with_charge(d, raw, code=None, metric=metric, metric_id=metric_id, stamp=Stamp(uuid4, now)),
+            lambda d: with_charge(d, raw, code=None, metric=metric, metric_id=metric_id, stamp=Stamp(self.new_id, now)),
             lambda d: self._check_plan(organization_id, d),
         )
         added = next(c.id for c in self._load(plan_id, Plan, PlanNotFound).definition.charges if c.id not in before)
@@ -68,7 +68,7 @@ class PlanCommands(CatalogCommands):
         metric_id, metric = self._charge_metric(organization_id, {"billable_metric_id": charge.billable_metric_id, **raw}, "charge")
         plan_id = self._redefine(
             Plan, organization_id, plan_code,
-            lambda d: with_charge(d, raw, code=charge_code, metric=metric, metric_id=metric_id, stamp=Stamp(uuid4, now)),
+            lambda d: with_charge(d, raw, code=charge_code, metric=metric, metric_id=metric_id, stamp=Stamp(self.new_id, now)),
             lambda d: self._check_plan(organization_id, d),
         )
         return plan_id, charge.id
@@ -88,7 +88,7 @@ class PlanCommands(CatalogCommands):
         made: list[UUID] = []
 
         def change(definition: PlanDefinition) -> PlanDefinition:
-            amended, made_id = with_filter(definition, charge_code, raw, filter_id=filter_id, metric=metric, stamp=Stamp(uuid4, now))
+            amended, made_id = with_filter(definition, charge_code, raw, filter_id=filter_id, metric=metric, stamp=Stamp(self.new_id, now))
             made.append(made_id)
             return amended
 

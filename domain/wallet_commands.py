@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
@@ -75,8 +75,7 @@ class WalletCommands(CouponCommands):
         customer.wallet_opened(wallet.id)
         return wallet, customer
 
-    @staticmethod
-    def _rules(raw: Any, problems: Problems, now: datetime) -> tuple[RecurringRule, ...]:
+    def _rules(self, raw: Any, problems: Problems, now: datetime) -> tuple[RecurringRule, ...]:
         if raw is None:
             return ()
         if not isinstance(raw, Sequence):
@@ -99,7 +98,7 @@ class WalletCommands(CouponCommands):
             method = item.get("method") or "fixed"
             problems.check(method in ("fixed", "target"), f"{path}.method", "value_is_invalid")
             rules.append(RecurringRule(
-                id=uuid4(), trigger=str(trigger), method=method, interval=interval,
+                id=self.new_id(), trigger=str(trigger), method=method, interval=interval,
                 paid_credits=credits_value(item.get("paid_credits"), f"{path}.paid_credits", problems),
                 granted_credits=credits_value(item.get("granted_credits"), f"{path}.granted_credits", problems),
                 threshold_credits=credits_value(threshold, f"{path}.threshold_credits", problems)

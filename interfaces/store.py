@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import psycopg
 from eventsourcing.application import Application
@@ -230,7 +231,7 @@ def open_store(
     """Connect to a migrated database; creates nothing."""
     check_migrated(url)
     env = application_env(url, pool_size=max(pool_size // 2, 2))
-    billing = Billing(env=env)
+    billing = Billing(env=env, new_id=uuid4)
     metering = Metering(env=env)
     apps: dict[str, Application[Any]] = {billing.name: billing, metering.name: metering}
     pool = open_pool(url, role=role, size=pool_size)
@@ -265,12 +266,17 @@ def open_store(
     return Store(url, billing, metering, pool, projectors, freshness, readers, apps)
 
 
+def _application(cls: type[Application[Any]], env: dict[str, str]) -> Application[Any]:
+    """An application as the processes run it: Billing draws the ids nothing determines from ``uuid4``."""
+    return Billing(env=env, new_id=uuid4) if cls is Billing else cls(env=env)
+
+
 def migrate(url: str) -> list[str]:
     """Create every table, trigger and view once; idempotent. Returns views that were reset."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
         try:
-            apps = {cls.name: cls(env=application_env(url, create_table=True, pool_size=1)) for cls in APPLICATIONS}
+            apps = {cls.name: _application(cls, application_env(url, create_table=True, pool_size=1)) for cls in APPLICATIONS}
             try:
                 conn.execute(IMMUTABLE_EVENTS_DDL)
                 conn.execute(invoice_files.DDL)

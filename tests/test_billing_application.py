@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import uuid4
+
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,9 +19,9 @@ from interfaces.store import application_env
 @pytest.fixture(params=["memory", "postgres"])
 def billing(request: pytest.FixtureRequest) -> Iterator[Billing]:
     if request.param == "memory":
-        app = Billing(env={"MAPPER_TOPIC": "interfaces.event_codec:MsgspecMapper"})
+        app = Billing(env={"MAPPER_TOPIC": "interfaces.event_codec:MsgspecMapper"}, new_id=uuid4)
     else:
-        app = Billing(env=application_env(request.getfixturevalue("database_url")))
+        app = Billing(env=application_env(request.getfixturevalue("database_url")), new_id=uuid4)
     yield app
     app.close()
 

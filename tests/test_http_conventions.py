@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import uuid4
+
 import falcon.testing
 import pytest
 from hypothesis import given
@@ -178,7 +180,7 @@ def test_remembered_keys_are_forgotten_when_the_billing_log_moves(store: Store, 
     store.billing.revoke_api_key(org.key_id)
     assert api.simulate_get(ORGANIZATIONS, headers=bearer(org)).status_code == 401
 
-    elsewhere = Billing(env=application_env(database_url))
+    elsewhere = Billing(env=application_env(database_url), new_id=uuid4)
     elsewhere.revoke_api_key(spare.key_id)
     wait_until(lambda: api.simulate_get(ORGANIZATIONS, headers=bearer(spare)).status_code == 401, timeout=5)
     elsewhere.close()

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -22,7 +22,7 @@ CREATED = datetime(2024, 3, 25, 12, tzinfo=UTC)
 
 @pytest.fixture
 def billing(database_url: str) -> Iterator[Billing]:
-    app = Billing(env=application_env(database_url))
+    app = Billing(env=application_env(database_url), new_id=uuid4)
     yield app
     app.close()
 
@@ -64,7 +64,7 @@ def test_closing_a_period_twice_issues_one_invoice(billing: Billing) -> None:
 def test_concurrent_closers_of_one_period_store_one_invoice(billing: Billing, database_url: str) -> None:
     _, subscription_id = _subscribe(billing, in_advance=False)
     april = datetime(2024, 4, 1, tzinfo=UTC)
-    others = [Billing(env=application_env(database_url)) for _ in range(4)]
+    others = [Billing(env=application_env(database_url), new_id=uuid4) for _ in range(4)]
 
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda app: app.close_period(subscription_id, april, [], NO_TAXES, (1, 2), CREATED), others))
@@ -134,9 +134,9 @@ def _inserts(billing: Billing) -> list[int]:
 @pytest.fixture(params=["memory", "postgres"])
 def any_billing(request: pytest.FixtureRequest) -> Iterator[Billing]:
     if request.param == "memory":
-        app = Billing(env={"MAPPER_TOPIC": "interfaces.event_codec:MsgspecMapper"})
+        app = Billing(env={"MAPPER_TOPIC": "interfaces.event_codec:MsgspecMapper"}, new_id=uuid4)
     else:
-        app = Billing(env=application_env(request.getfixturevalue("database_url")))
+        app = Billing(env=application_env(request.getfixturevalue("database_url")), new_id=uuid4)
     yield app
     app.close()
 
@@ -180,7 +180,7 @@ def test_a_batch_that_meets_a_concurrent_close_stores_nothing_then_one_at_a_time
     organization_id, subscription_ids = _subscribers(billing, ["cus-a", "cus-b", "cus-c"])
     april = datetime(2024, 4, 1, tzinfo=UTC)
     closes = [PeriodToClose(s, april, [], NO_TAXES, (1, 2)) for s in subscription_ids]
-    other = Billing(env=application_env(database_url))
+    other = Billing(env=application_env(database_url), new_id=uuid4)
     select_aggregates = billing.recorder.select_aggregates  # type: ignore[attr-defined]
 
     def then_another_closes_the_second(ids: Any, **kwargs: Any) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import falcon.testing
 import pytest
@@ -471,7 +471,7 @@ def test_a_pass_whose_batch_meets_a_concurrent_close_still_invoices_each_period_
         "external_customer_id": "cus-2", "plan_code": "base", "external_id": "sub-2", "subscription_at": "2026-03-16T00:00:00Z"}})
     subscription = shared_store.readers.subscriptions.by_external_id(tenant.organization_id, "sub", "active")
     assert subscription is not None
-    billing, other = shared_store.billing, Billing(env=application_env(shared_database_url))
+    billing, other = shared_store.billing, Billing(env=application_env(shared_database_url), new_id=uuid4)
     select_aggregates = billing.recorder.select_aggregates  # type: ignore[attr-defined]
     raced: list[UUID | None] = []
 

@@ -8,7 +8,7 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -39,7 +39,7 @@ class World:
     """A Billing application in memory, one organization with two customers, and the books kept from its log."""
 
     def __init__(self) -> None:
-        self.billing = Billing(env={"MAPPER_TOPIC": "interfaces.event_codec:MsgspecMapper"})
+        self.billing = Billing(env={"MAPPER_TOPIC": "interfaces.event_codec:MsgspecMapper"}, new_id=uuid4)
         self.org = self.billing.create_organization("Ledger Test").organization_id
         self.now = START
         for customer in ("ann", "bob"):
@@ -108,7 +108,8 @@ class World:
     def mark(self, customer: str, a: int, b: int) -> None:
         if self.invoices:
             self.billing.update_invoice(self.org, self.invoices[a % len(self.invoices)],
-                                        payment_status=("succeeded", "pending", "failed")[b % 3], metadata=None)
+                                        payment_status=("succeeded", "pending", "failed")[b % 3], metadata=None,
+                                        now=self.now)
 
     def void(self, customer: str, a: int, b: int) -> None:
         if self.invoices:

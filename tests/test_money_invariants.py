@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -135,7 +135,7 @@ class Books:
     """A Billing application in memory with one customer, a monthly arrears plan with one charge, and an add-on."""
 
     def __init__(self, tax_rates: list[Decimal], plan_cents: int) -> None:
-        self.billing = Billing(env={"MAPPER_TOPIC": "interfaces.event_codec:MsgspecMapper"})
+        self.billing = Billing(env={"MAPPER_TOPIC": "interfaces.event_codec:MsgspecMapper"}, new_id=uuid4)
         self.org = self.billing.create_organization("Money").organization_id
         self.billing.upsert_customer(self.org, {"external_id": "cus", "name": "Ada", "currency": "USD"}, START)
         applied = tuple(AppliedTax(tax_id=UUID(int=n + 1), code=f"t{n}", name=f"T{n}", rate=rate)

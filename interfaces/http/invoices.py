@@ -515,7 +515,7 @@ class InvoiceMember(InvoicesBase):
             metadata = {m["key"]: m.get("value") for m in changes["metadata"]}
         invoice_id = _id(lago_id)
         self._billing.update_invoice(req.context.organization_id, invoice_id,
-                                     payment_status=changes.get("payment_status"), metadata=metadata)
+                                     payment_status=changes.get("payment_status"), metadata=metadata, now=self._now())
         self._show(resp, req.context.organization_id, invoice_id)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, lago_id: str) -> None:
