@@ -15,10 +15,9 @@ import falcon
 import msgspec
 
 from domain.customer import CustomerNotFound
-from domain.errors import ValidationFailed
 from domain.fee import round_cents
 from interfaces.http.openapi import Operation, Param
-from interfaces.http.wire import respond
+from interfaces.http.wire import count_param, respond
 from projections.analytics import AnalyticsReader
 from projections.subscriptions import CustomersReader
 
@@ -86,12 +85,7 @@ class AnalyticsBase:
         return customer.id
 
     def _months(self, req: falcon.Request) -> int:
-        raw = req.get_param("months")
-        if raw is None:
-            return 12
-        if not raw.isdigit() or int(raw) < 1:
-            raise ValidationFailed({"months": ["value_is_invalid"]})
-        return min(int(raw), _MOST_MONTHS)
+        return count_param(req, "months", 12, _MOST_MONTHS) or 12
 
     def _respond(self, resp: falcon.Response, rows: Iterable[Any]) -> None:
         respond(resp, {self.envelope: list(rows)})

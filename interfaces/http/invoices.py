@@ -25,6 +25,7 @@ from interfaces.http.openapi import PAGINATION, Operation, Param
 from interfaces.http.wire import (
     Body,
     PageRequest,
+    count_param,
     given,
     parse_id,
     query_dates,
@@ -747,11 +748,9 @@ class CustomerPastUsage(InvoicesBase):
                     taxes_amount_cents=taxes, total_amount_cents=amount + taxes, lago_invoice_id=str(document.id),
                     charges_usage=[_charge_usage(f) for f in fees],
                 ))
-        raw_count = req.get_param("periods_count")
-        if raw_count:
-            if not raw_count.isdigit() or int(raw_count) < 1:
-                raise ValidationFailed({"periods_count": ["value_is_invalid"]})
-            periods = periods[:int(raw_count)]
+        count = count_param(req, "periods_count")
+        if count is not None:
+            periods = periods[:count]
         shown = periods[page.offset:page.offset + page.per_page]
         respond(resp, {"usage_periods": shown, "meta": page.meta(len(periods))})
 

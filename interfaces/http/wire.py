@@ -242,6 +242,19 @@ def query_ints(req: falcon.Request, names: tuple[str, ...], problems: dict[str, 
     return found
 
 
+def count_param(req: falcon.Request, name: str, default: int | None = None, most: int = limits.MAX_PAGE) -> int | None:
+    """An optional count query parameter: ASCII digits, at least 1, at most ``most`` (422 naming it otherwise)."""
+    raw = req.get_param(name)
+    if raw is None or raw == "":
+        return default
+    if not _COUNT.match(raw) or int(raw) < 1:
+        raise ValidationFailed({name: ["value_is_invalid"]})
+    return min(int(raw), most)
+
+
+_COUNT = re.compile(r"^[0-9]{1,18}$")
+
+
 def _positive_int(req: falcon.Request, name: str, default: int) -> int:
     raw = req.get_param(name)
     if raw is None or raw == "":
