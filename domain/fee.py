@@ -115,7 +115,6 @@ class Fee:
         return self.units == 0 and self.amount_cents == 0 and self.events_count == 0
 
 
-round_cents = money.round_half_up_cents  # the old name, for modules outside money's scope (ADR 0029)
 
 
 def choose_taxes(*candidates: Sequence[AppliedTax]) -> tuple[AppliedTax, ...]:

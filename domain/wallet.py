@@ -87,7 +87,6 @@ class WalletTransaction:
     name: str | None = None
 
 
-cents_to_credits = money.cents_to_credits  # where interfaces/http/wallets.py finds it (ADR 0029)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import falcon.testing
 import pytest
 
 from domain.api_key import IssuedKey
-from domain.fee import round_cents
+from domain.money import round_half_up_cents
 from interfaces.http.app import create_app
 from interfaces.store import Store
 from projections import runner
@@ -163,7 +163,7 @@ def _folded(store: Store, organization_id: UUID, endpoint: str, today: date, cur
         elif endpoint == "overdue_balance":
             rows.append((*key, amount, ids))
         else:
-            rows.append((*key, round_cents(Decimal(amount))))
+            rows.append((*key, round_half_up_cents(Decimal(amount))))
     return sorted(rows)
 
 

@@ -15,7 +15,7 @@ import falcon
 import msgspec
 
 from domain.customer import CustomerNotFound
-from domain.fee import round_cents
+from domain.money import round_half_up_cents
 from interfaces.http.openapi import Operation, Param
 from interfaces.http.wire import count_param, respond
 from projections.analytics import AnalyticsReader
@@ -131,7 +131,7 @@ class MrrResource(AnalyticsBase):
         sums: dict[tuple[date, str], Decimal] = defaultdict(Decimal)
         for r in rows:
             sums[(r.month, r.currency)] += Decimal(r.amount_cents) * _MONTHLY_SHARE.get(r.group, Decimal(1))
-        self._respond(resp, (Mrr(_month(month), round_cents(amount), currency)
+        self._respond(resp, (Mrr(_month(month), round_half_up_cents(amount), currency)
                              for (month, currency), amount in sums.items()))
 
 

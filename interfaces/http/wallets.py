@@ -14,12 +14,8 @@ import msgspec
 from domain.application import Billing
 from domain.currency import minor_unit_exponent
 from domain.customer import CustomerNotFound
-from domain.wallet import (
-    WalletNotFound,
-    WalletTransaction,
-    WalletTransactionNotFound,
-    cents_to_credits,
-)
+from domain.money import cents_to_credits
+from domain.wallet import WalletNotFound, WalletTransaction, WalletTransactionNotFound
 from interfaces.http.customers import filtered_customer
 from interfaces.http.openapi import PAGINATION, Operation, Param
 from interfaces.http.wire import Body, PageRequest, given, parse_id, respond, timestamp
