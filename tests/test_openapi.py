@@ -89,9 +89,11 @@ def test_plain_lists_are_documented_as_lists(document: dict[str, Any], method: s
 
 
 def test_statuses_every_operation_of_a_kind_can_answer_are_declared(document: dict[str, Any]) -> None:
-    """401, 422 and 503 wherever a key is needed, 400 and 413 on every write, 404 under a path id."""
+    """401, 422 and 503 wherever a key is needed, 400 and 413 on every write, 404 under a path id, and the HTTP
+    server's 414 and 431 everywhere (a fuzzed query string can pass its request-line limit)."""
     for method, path, operation in operations(document):
         codes = set(operation["responses"])
+        assert {"414", "431"} <= codes, (method, path)
         if operation.get("security") != []:
             assert {"401", "422", "503"} <= codes, (method, path)
             if method != "get":

@@ -30,6 +30,8 @@ _REASONS = {
     405: "Not allowed in the current state of the object",
     409: "Conflict: the write lost a race with another write to the same object",
     413: "Request body larger than the configured limit (`limit_bytes`)",
+    414: "Request line (path and query) longer than the HTTP server's limit (`request_line_too_long`)",
+    431: "Too many headers, or a header line too long for the HTTP server (`headers_too_large`)",
     422: "Validation errors, per field (parameters included: text with NUL, numbers out of bounds)",
     500: "Unhealthy: the database cannot be reached",
     503: "The views this request reads are behind (`projections_behind`, retry after `Retry-After`) or stuck",
@@ -107,6 +109,7 @@ class Operation:
                 codes.add(409)
         else:
             codes.discard(401)
+        codes |= {414, 431}  # the HTTP server's own limits, answered before any route (interfaces/http/server.py)
         return sorted(codes)
 
 
