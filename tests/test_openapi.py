@@ -101,7 +101,7 @@ def test_statuses_every_operation_of_a_kind_can_answer_are_declared(document: di
         if "{" in path:
             assert "404" in codes, (method, path)
         if "requestBody" in operation:
-            assert {"400", "422"} <= codes, (method, path)
+            assert {"400", "404", "422"} <= codes, (method, path)  # a body may name an unknown tax, plan, …
 
 
 def test_error_bodies_describe_the_keys_errors_carry(document: dict[str, Any]) -> None:

@@ -99,7 +99,7 @@ class Operation:
         if re.search(r"{\w+}", self.path):
             codes.add(404)
         if self.request is not None:
-            codes |= {400, 422}
+            codes |= {400, 404, 422}  # a body may name another object by code or id (a tax, a plan): 404 when unknown
         if self.authenticated:
             # Every path and query value is checked at the edge (422), every body too (400, 413).
             codes |= {401, 422, 503}
